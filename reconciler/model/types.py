@@ -1,0 +1,153 @@
+"""Field types shared by every kind: sizes, names, addresses, each parsed once, here."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
+
+from reconciler.model.names import check_abs_path, check_device, check_mac, check_name
+from reconciler.model.units import format_size, parse_size
+
+UNLIMITED = 9223372036854775807  # LONG_MAX, what OpenVZ writes for "unlimited"
+
+
+class Frozen(BaseModel):
+    """Every model piece: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(lambda v: parse_size(v)),
+    PlainSerializer(format_size, when_used="json"),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "description": "KiB"},
+            {"type": "string", "pattern": r"^\d+(\.\d+)?\s*[A-Za-z]*$",
+             "description": "a size with a unit, e.g. 512MiB or 1G"},
+        ]
+    }),
+]
+Name = Annotated[str, AfterValidator(check_name),
+                 WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
+Device = Annotated[str, AfterValidator(check_device)]
+AbsPath = Annotated[str, AfterValidator(check_abs_path),
+                    WithJsonSchema({"type": "string", "pattern": "^/"})]
+Mac = Annotated[str, AfterValidator(check_mac),
+                WithJsonSchema({"type": "string", "pattern": "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"})]
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lower() == "unlimited":
+        return UNLIMITED
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a whole number or 'unlimited'")
+    number = int(value)
+    if number < 0 or number > UNLIMITED:
+        raise ValueError(f"{value!r} is out of range (0 to {UNLIMITED} or 'unlimited')")
+    return number
+
+
+Count = Annotated[int, BeforeValidator(_count),
+                  WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
+                                            {"const": "unlimited"}]})]
+
+
+def _pair(value: Any) -> Any:
+    """`[soft, hard]`, `"soft:hard"` or one number meaning both (as vzctl reads them)."""
+    if isinstance(value, str) and ":" in value:
+        return value.split(":", 1)
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return [value, value]
+    return value
+
+
+class IpAddress(Frozen):
+    """One address with its prefix; written `192.0.2.5/24` in YAML."""
+
+    address: str
+    prefix: int | None = None
+    peer: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            address, _, prefix = value.partition("/")
+            return {"address": address, "prefix": int(prefix) if prefix.isdigit() else
+                    (prefix or None)}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> IpAddress:
+        addr = ipaddress.ip_address(self.address)
+        limit = 32 if addr.version == 4 else 128
+        if self.prefix is not None and not 0 <= self.prefix <= limit:
+            raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} (0-{limit})")
+        if self.peer is not None:
+            ipaddress.ip_address(self.peer)
+        return self
+
+    @property
+    def family(self) -> str:
+        return "ipv6" if ":" in self.address else "ipv4"
+
+    @model_serializer(mode="plain")
+    def _to_text(self) -> Any:
+        if self.peer is not None:
+            return {"address": self.address, "prefix": self.prefix, "peer": self.peer}
+        return self.address if self.prefix is None else f"{self.address}/{self.prefix}"
+
+
+class IpRange(Frozen):
+    """A range of addresses a guest may use (Linux-VServer IP isolation): `a-b/prefix`."""
+
+    start: str
+    end: str
+    prefix: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            span, _, prefix = value.partition("/")
+            start, sep, end = span.partition("-")
+            if not sep:
+                raise ValueError(f"{value!r} is not a range; write start-end/prefix")
+            return {"start": start, "end": end, "prefix": int(prefix) if prefix else None}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> IpRange:
+        if ipaddress.ip_address(self.start) > ipaddress.ip_address(self.end):
+            raise ValueError(f"range {self.start}-{self.end} ends before it starts")
+        return self
+
+    @model_serializer(mode="plain")
+    def _to_text(self) -> str:
+        span = f"{self.start}-{self.end}"
+        return span if self.prefix is None else f"{span}/{self.prefix}"
+
+
+PairInput = BeforeValidator(_pair)
+
+
+def canonical(obj: BaseModel) -> dict[str, Any]:
+    """The one canonical form: JSON types, defaults left out, sizes as exact unit strings.
+
+    Diffs, hashes, stored last-applied specs and YAML output all use it, so two specs that
+    mean the same thing have equal canonical forms.
+    """
+    return obj.model_dump(mode="json", exclude_defaults=True)

@@ -1,0 +1,58 @@
+"""Sizes: parse what people write (`512MiB`, `1G`, `65536`) into bytes, and format them back.
+
+A plain number is in the field's native unit (KiB for memory, as libvirt counts), so
+`memory: 65536` from the original LXC proposal means 64 MiB.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {
+    "": 1, "b": 1, "bytes": 1,
+    "k": 1024, "kb": 1000, "kib": 1024,
+    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
+    "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+MAX_BYTES = 1 << 60  # 1 EiB: anything larger is a typo, not a machine
+
+
+def parse_size(value: object, native: int = 1024) -> int:
+    """Bytes from an int (in `native` units) or a string with an optional unit suffix."""
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number or a string like '512MiB', not true/false")
+    if isinstance(value, int):
+        result = value * native
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value) * native
+    elif isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
+        number, unit = match.groups()
+        factor = _UNITS.get(unit.lower()) if unit else native
+        if factor is None:
+            raise ValueError(f"unknown unit {unit!r} in {value!r}; use B, KiB, MiB, GiB, TiB")
+        result = int(float(number) * factor)
+    else:
+        raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
+    if result < 0:
+        raise ValueError(f"size {value!r} is negative")
+    if result > MAX_BYTES:
+        raise ValueError(f"size {value!r} is absurdly large (over 1 EiB)")
+    return result
+
+
+def format_size(nbytes: int) -> str:
+    """The shortest exact binary-unit spelling: 67108864 -> '64MiB'."""
+    for suffix, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if nbytes and nbytes % factor == 0:
+            return f"{nbytes // factor}{suffix}"
+    return f"{nbytes}B"
+
+
+def to_kib(nbytes: int) -> int:
+    """KiB, rounded up, as libvirt stores memory."""
+    return -(-nbytes // 1024)

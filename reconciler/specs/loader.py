@@ -1,0 +1,198 @@
+"""A spec directory -> the desired set, with per-file errors and checks across files.
+
+A file that fails (to parse, or a check that names it) contributes no objects: callers hold
+whatever it described on the host rather than treat it as deleted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import Location, SpecError
+from reconciler.model import Domain, Network, Profile, Spec, apply_profile
+from reconciler.specs.files import Loaded, is_spec_file, load_file
+
+BUILTIN_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Entry:
+    spec: Spec
+    file: str
+    line: int
+
+
+@dataclass
+class SpecSet:
+    """The loaded directory. `objects` holds only objects from files that loaded cleanly."""
+
+    roots: tuple[str, ...]
+    files: dict[str, Loaded] = field(default_factory=dict)
+    objects: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    errors: list[SpecError] = field(default_factory=list)
+    missing_roots: tuple[str, ...] = ()
+
+    @property
+    def failed_files(self) -> set[str]:
+        return {str(e.location.file) for e in self.errors if e.location}
+
+    def domains(self) -> list[Domain]:
+        return [e.spec for e in self.objects.values() if isinstance(e.spec, Domain)]
+
+    def networks(self) -> list[Network]:
+        return [e.spec for e in self.objects.values() if isinstance(e.spec, Network)]
+
+    def profiles(self) -> dict[str, Profile]:
+        out = {p.name: p for p in builtin_profiles()}
+        out.update({e.spec.name: e.spec for e in self.objects.values()
+                    if isinstance(e.spec, Profile)})
+        return out
+
+    def resolved(self, host: str | None = None) -> list[Domain | Network]:
+        """Desired domains (profiles merged in) and networks meant for this host."""
+        host = host or socket.gethostname()
+        profiles = self.profiles()
+        out: list[Domain | Network] = []
+        for entry in self.objects.values():
+            spec = entry.spec
+            if isinstance(spec, Profile):
+                continue
+            if spec.hosts and not any(fnmatch.fnmatch(host, pat) for pat in spec.hosts):
+                continue
+            if isinstance(spec, Domain) and spec.profile:
+                spec = apply_profile(spec, profiles[spec.profile])
+            out.append(spec)
+        return out
+
+
+_builtin_cache: list[Profile] | None = None
+
+
+def builtin_profiles() -> list[Profile]:
+    global _builtin_cache
+    if _builtin_cache is None:
+        found: list[Profile] = []
+        for path in sorted(BUILTIN_PROFILES.glob("*.yaml")):
+            for obj, _ in load_file(path).objects:
+                if isinstance(obj, Profile):
+                    found.append(obj)
+        _builtin_cache = found
+    return _builtin_cache
+
+
+def spec_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and is_spec_file(path):
+            found.append(path)
+    return sorted(found)
+
+
+def load_paths(paths: Iterable[str | Path], cache: dict[str, Loaded] | None = None) -> SpecSet:
+    """Load every spec file under `paths`. `cache` maps a file to its last load, reused when
+    the file's size and mtime are unchanged (the agent's incremental rescan)."""
+    roots = tuple(str(p) for p in paths)
+    result = SpecSet(roots=roots)
+    missing = []
+    for root in roots:
+        root_path = Path(root)
+        if not root_path.exists():
+            missing.append(root)
+            continue
+        for path in spec_files(root_path):
+            name = str(path)
+            result.files[name] = load_file(path, name)
+    result.missing_roots = tuple(missing)
+    for loaded in result.files.values():
+        result.errors.extend(loaded.errors)
+    check_set(result)
+    return result
+
+
+def check_set(result: SpecSet) -> None:
+    """Checks across files; each failure is charged to the file of the later occurrence."""
+    seen: dict[tuple[str, str], Entry] = {}
+    ordered = sorted(result.files.values(), key=lambda f: f.path)
+    for loaded in ordered:
+        for spec, line in loaded.objects:
+            key = (spec.kind, spec.name)
+            entry = Entry(spec, loaded.path, line)
+            if key in seen:
+                first = seen[key]
+                _fail(result, entry, f"duplicate {spec.kind} name {spec.name!r}; first defined "
+                      f"at {first.file}:{first.line}")
+                continue
+            seen[key] = entry
+    good = {k: e for k, e in seen.items() if e.file not in result.failed_files}
+    profiles = {p.name for p in builtin_profiles()} | {
+        e.spec.name for e in good.values() if isinstance(e.spec, Profile)}
+    networks = {e.spec.name for e in good.values() if isinstance(e.spec, Network)}
+    domains = {e.spec.name: e for e in good.values() if isinstance(e.spec, Domain)}
+    unique: dict[str, dict[object, Entry]] = {}
+
+    def claim(what: str, value: object, entry: Entry) -> None:
+        owner = unique.setdefault(what, {}).setdefault(value, entry)
+        if owner is not entry and owner.spec.name != entry.spec.name:
+            _fail(result, entry, f"{what} {value} is already used by {owner.spec.kind} "
+                  f"{owner.spec.name!r} ({owner.file}:{owner.line})")
+
+    for entry in sorted(good.values(), key=lambda e: (e.file, e.line)):
+        spec = entry.spec
+        if isinstance(spec, Network | Domain) and spec.uuid:
+            claim("UUID", spec.uuid.lower().replace("-", ""), entry)
+        if isinstance(spec, Network) and spec.mac:
+            claim("MAC", spec.mac, entry)
+        if not isinstance(spec, Domain):
+            continue
+        if spec.id is not None:
+            claim(f"{spec.type} id", spec.id, entry)
+        if spec.profile and spec.profile not in profiles:
+            _fail(result, entry, f"profile {spec.profile!r} is not defined; known: "
+                  f"{', '.join(sorted(profiles)) or 'none'}")
+        for nic in spec.interfaces:
+            if nic.mac:
+                claim("MAC", nic.mac, entry)
+            for ip in nic.ip:
+                claim("IP address", ip.address, entry)
+            if nic.type == "network" and nic.source not in networks:
+                _fail(result, entry, f"network {nic.source!r} is not defined in the spec "
+                      "directory; add a Network spec for it")
+        for dep in spec.depends_on:
+            if dep not in domains:
+                _fail(result, entry, f"depends_on names {dep!r}, which is not a domain here")
+    _check_cycles(result, domains)
+    result.objects = {k: e for k, e in seen.items() if e.file not in result.failed_files}
+
+
+def _check_cycles(result: SpecSet, domains: dict[str, Entry]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2 or name not in domains:
+            return
+        if state.get(name) == 1:
+            cycle = trail[trail.index(name):] + [name]
+            _fail(result, domains[name], f"dependency cycle: {' -> '.join(cycle)}")
+            return
+        state[name] = 1
+        spec = domains[name].spec
+        assert isinstance(spec, Domain)
+        for dep in spec.depends_on:
+            visit(dep, [*trail, name])
+        state[name] = 2
+
+    for name in sorted(domains):
+        visit(name, [])
+
+
+def _fail(result: SpecSet, entry: Entry, message: str) -> None:
+    result.errors.append(SpecError(message, Location(entry.file, entry.line, 1)))
