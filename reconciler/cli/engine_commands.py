@@ -1,0 +1,229 @@
+"""`plan`, `apply` and `show`: the commands that look at, and change, a host."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine import compute_plan, render, stale_objects
+from reconciler.engine.apply import StepOutcome, apply_plan
+from reconciler.engine.config import Config, build_hosts, load_config
+from reconciler.engine.journal import Journal
+from reconciler.engine.plan import Plan, Settings
+from reconciler.errors import ConfigError, DriverError, PlanError
+from reconciler.log import get_logger
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--driver", help="driver for all objects: sim (default), lxc, libvirt")
+    p.add_argument("--uri", help="libvirt connection URI (with --driver libvirt)")
+    p.add_argument("--lxcpath", help="LXC container directory (with --driver lxc)")
+    p.add_argument("--state-dir", help="where journal, status and sim state live")
+    p.add_argument("--config", help="agent config file (YAML)")
+    p.add_argument("--max-removal-share", type=float,
+                   help="refuse a pass removing more than this share of managed objects (0.5)")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("plan", help="show what would change, and why (dry run)")
+    p.add_argument("path", nargs="+", metavar="PATH")
+    _common(p)
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--out", metavar="FILE", help="save the plan for `apply FILE`")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 2 when there are changes, 0 when none, 1 on error")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("apply", help="make the host equal to the specs (or apply a saved plan)")
+    p.add_argument("path", nargs="+", metavar="PATH|PLANFILE")
+    _common(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--parallel", type=int, default=None, help="steps run at once (4)")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("show", help="list live objects and their status")
+    _common(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_show)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    options: dict[str, Any] = {}
+    if getattr(args, "uri", None):
+        options["uri"] = args.uri
+    if getattr(args, "lxcpath", None):
+        options["lxcpath"] = args.lxcpath
+    return load_config(args.config, state_dir=args.state_dir, driver=args.driver,
+                       driver_options=options, parallel=getattr(args, "parallel", None),
+                       max_removal_share=args.max_removal_share)
+
+
+def _sim_notice(config: Config) -> None:
+    if config.simulated_by_default:
+        print(f"note: using the simulated host 'sim' (state in {config.state_dir}/sim); nothing "
+              "on this machine's containers or VMs changes. Choose a real driver with "
+              "--driver lxc|libvirt or a --config file.", file=sys.stderr)
+
+
+def _error(message: str) -> int:
+    print(f"reconciler: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+        hosts = build_hosts(config)
+    except (ConfigError, DriverError) as exc:
+        return _error(str(exc))
+    _sim_notice(config)
+    try:
+        result = compute_plan(args.path, hosts, Settings(config.max_removal_share),
+                              context={"drivers": sorted(hosts.names())})
+    except DriverError as exc:
+        return _error(f"cannot read the host: {exc}")
+    finally:
+        hosts.close()
+    plan = result.plan
+    for err in result.specs.errors:
+        print(err, file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(render.as_json(plan))
+    if args.format == "json":
+        sys.stdout.write(render.as_json(plan))
+    elif args.format == "markdown":
+        sys.stdout.write(render.markdown(plan))
+    else:
+        sys.stdout.write(render.text(plan, color=sys.stdout.isatty()))
+    if result.specs.errors and not plan.has_changes:
+        return EXIT_ERROR
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_ERROR if result.specs.errors else EXIT_OK
+
+
+def _is_plan_file(paths: list[str]) -> bool:
+    if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
+        return False
+    return True
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+        hosts = build_hosts(config)
+    except (ConfigError, DriverError) as exc:
+        return _error(str(exc))
+    _sim_notice(config)
+    try:
+        return _apply(args, config, hosts)
+    except (PlanError, DriverError) as exc:
+        return _error(str(exc))
+    finally:
+        hosts.close()
+
+
+def _apply(args: argparse.Namespace, config: Config, hosts: Any) -> int:
+    skip: set[str] = set()
+    spec_errors = False
+    if _is_plan_file(args.path):
+        plan = _load_plan(args.path[0])
+        stale = stale_objects(plan, hosts)
+        for ref, why in stale.items():
+            print(f"refused: {why}", file=sys.stderr)
+            get_logger(plan_id=plan.id).warning("plan.stale", object=str(ref), reason=why)
+            skip |= {s.id for s in plan.steps if s.ref == ref}
+        if stale and len(skip) == len(plan.steps):
+            return _error("the saved plan is stale for every object it changes; plan again")
+    else:
+        result = compute_plan(args.path, hosts, Settings(config.max_removal_share),
+                              context={"drivers": sorted(hosts.names())})
+        plan = result.plan
+        for err in result.specs.errors:
+            print(err, file=sys.stderr)
+        spec_errors = bool(result.specs.errors)
+    sys.stdout.write(render.text(plan, color=sys.stdout.isatty()))
+    if not plan.has_changes:
+        return EXIT_ERROR if spec_errors else EXIT_OK
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return _error("refusing to apply without confirmation: not a terminal; pass --yes")
+        answer = input("Apply these changes? Only 'yes' is accepted: ")
+        if answer.strip() != "yes":
+            print("Apply cancelled.")
+            return EXIT_ERROR
+    journal = Journal(config.state_dir)
+    journal.write("plan", **plan.to_json())
+    stop = threading.Event()
+    progress = _progress_printer() if sys.stderr.isatty() else None
+    try:
+        report = apply_plan(plan, hosts, journal, parallel=config.parallel, stop=stop, skip=skip,
+                            progress=progress)
+    finally:
+        journal.close()
+    counts = report.counts()
+    print(f"Apply {plan.id}: {counts['succeeded']} steps succeeded, {counts['failed']} failed, "
+          f"{counts['skipped']} skipped.")
+    for outcome in report.outcomes.values():
+        if outcome.result == "failed":
+            print(f"  failed: {outcome.step}: {outcome.error}", file=sys.stderr)
+    return EXIT_OK if report.ok and not skip and not spec_errors else EXIT_ERROR
+
+
+def _progress_printer() -> Any:
+    lock = threading.Lock()
+
+    def show(outcome: StepOutcome, done: int, total: int) -> None:
+        with lock:
+            sys.stderr.write(f"\r[{done}/{total}] {outcome.result}: {outcome.step}\033[K")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+    return show
+
+
+def _load_plan(path: str) -> Plan:
+    try:
+        data = json.loads(Path(path).read_text())
+        return Plan.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(f"{path} is not a saved plan: {exc}") from None
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+        hosts = build_hosts(config)
+    except (ConfigError, DriverError) as exc:
+        return _error(str(exc))
+    _sim_notice(config)
+    try:
+        live = hosts.observe()
+    finally:
+        hosts.close()
+    rows = []
+    for ref, (driver, obj) in sorted(live.items()):
+        rows.append({"object": str(ref), "type": obj.type, "driver": driver, "state": obj.state,
+                     "managed": obj.owned, "protect": obj.protected, "data": obj.data,
+                     "source": obj.stamp.source if obj.stamp else None,
+                     "id": obj.spec.get("id")})
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    if not rows:
+        print("No objects on the host.")
+        return EXIT_OK
+    width = max(len(r["object"]) for r in rows)
+    print(f"{'OBJECT':<{width}}  {'TYPE':<8} {'STATE':<8} {'MANAGED':<7} {'ID':<6} SOURCE")
+    for r in rows:
+        print(f"{r['object']:<{width}}  {r['type']:<8} {r['state']:<8} "
+              f"{'yes' if r['managed'] else 'no':<7} {str(r['id'] or '-'):<6} "
+              f"{r['source'] or '-'}{'  (protected)' if r['protect'] else ''}")
+    return EXIT_OK

@@ -1,0 +1,173 @@
+"""Run a plan's step graph: bounded parallelism, retries with backoff for transient errors,
+a failed step stops only its dependents, every step journaled before and after.
+
+A step exception never escapes: each step ends as a frozen `StepOutcome`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.drivers.base import Step
+from reconciler.engine.hosts import Hosts
+from reconciler.engine.journal import Journal
+from reconciler.engine.plan import Plan
+from reconciler.errors import TransientError
+from reconciler.log import get_logger
+
+Result = Literal["succeeded", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    step: str
+    result: Result
+    attempts: int = 0
+    duration: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int = 4
+    first_delay: float = 0.2
+    max_delay: float = 10.0
+
+
+@dataclass
+class ApplyReport:
+    plan_id: str
+    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.result == "succeeded" for o in self.outcomes.values())
+
+    def counts(self) -> dict[str, int]:
+        out = {"succeeded": 0, "failed": 0, "skipped": 0}
+        for o in self.outcomes.values():
+            out[o.result] += 1
+        return out
+
+
+def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = 4,
+               retry: Retry | None = None, stop: threading.Event | None = None,
+               skip: set[str] | None = None,
+               progress: Callable[[StepOutcome, int, int], None] | None = None) -> ApplyReport:
+    """Execute `plan`. `stop` set -> no new steps start; running ones finish (SIGTERM)."""
+    retry = retry or Retry()
+    stop = stop or threading.Event()
+    log = get_logger(plan_id=plan.id)
+    report = ApplyReport(plan.id)
+    steps = {s.id: s for s in plan.steps}
+    waiting = {sid: sum(1 for d in s.deps if d in steps) for sid, s in steps.items()}
+    dependents: dict[str, list[str]] = {sid: [] for sid in steps}
+    for sid, s in steps.items():
+        for dep in s.deps:
+            if dep in steps:
+                dependents[dep].append(sid)
+    ready = deque(sid for sid in steps if waiting[sid] == 0)
+    journal.write("apply.started", plan_id=plan.id, steps=len(steps))
+    log.info("apply.started", steps=len(steps), parallel=parallel)
+    started = time.monotonic()
+    running: dict[Future[StepOutcome], str] = {}
+
+    def finish(outcome: StepOutcome) -> None:
+        report.outcomes[outcome.step] = outcome
+        if progress:
+            progress(outcome, len(report.outcomes), len(steps))
+        if outcome.result == "succeeded":
+            for nxt in dependents[outcome.step]:
+                waiting[nxt] -= 1
+                if waiting[nxt] == 0 and nxt not in report.outcomes:
+                    ready.append(nxt)
+            return
+        blocked = deque(dependents[outcome.step])  # a failure stops only its dependents
+        while blocked:
+            nxt = blocked.popleft()
+            if nxt in report.outcomes:
+                continue
+            report.outcomes[nxt] = StepOutcome(nxt, "skipped",
+                                               error=f"dependency {outcome.step} did not succeed")
+            journal.write("step.skipped", plan_id=plan.id, step=nxt, because=outcome.step)
+            log.warning("step.skipped", step=nxt, because=outcome.step)
+            blocked.extend(dependents[nxt])
+
+    for sid in sorted(skip or set()):
+        if sid in steps:
+            finish(StepOutcome(sid, "skipped", error="object refused"))
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="step") as pool:
+        while True:
+            while ready and len(running) < parallel and not stop.is_set():
+                sid = ready.popleft()
+                if sid in report.outcomes:
+                    continue
+                running[pool.submit(_run_step, steps[sid], hosts, journal, retry, stop,
+                                    plan.id)] = sid
+            if not running:
+                break
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                running.pop(fut)
+                finish(fut.result())
+    for sid in steps:  # interrupted, or never reachable
+        if sid not in report.outcomes:
+            report.interrupted = report.interrupted or stop.is_set()
+            report.outcomes[sid] = StepOutcome(sid, "skipped", error="not started")
+    counts = report.counts()
+    duration = round(time.monotonic() - started, 3)
+    journal.write("apply.finished", plan_id=plan.id, interrupted=report.interrupted,
+                  duration=duration, **counts)
+    journal.sync()
+    log.info("apply.finished", interrupted=report.interrupted, duration=duration, **counts)
+    return report
+
+
+def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: threading.Event,
+              plan_id: str) -> StepOutcome:
+    log = get_logger(plan_id=plan_id, step=step.id, object=str(step.ref), kind=step.kind)
+    driver = hosts.drivers[step.driver]
+    started = time.monotonic()
+    delay = retry.first_delay
+    attempt = 0
+    while True:
+        attempt += 1
+        journal.write("step.started", plan_id=plan_id, step=step.id, attempt=attempt)
+        log.info("step.started", attempt=attempt, reason=step.reason)
+        t0 = time.monotonic()
+        try:
+            driver.execute(step)
+        except TransientError as exc:
+            if attempt < retry.attempts and not stop.is_set():
+                wait_for = min(max(delay, exc.delay), retry.max_delay)
+                journal.write("step.retrying", plan_id=plan_id, step=step.id, attempt=attempt,
+                              error=str(exc), delay=wait_for)
+                log.warning("step.retrying", attempt=attempt, error=str(exc), delay=wait_for)
+                stop.wait(wait_for)
+                delay *= 2
+                continue
+            return _failed(step, exc, attempt, started, journal, log, plan_id)
+        except Exception as exc:  # noqa: BLE001 - a step must end as an outcome, never escape
+            return _failed(step, exc, attempt, started, journal, log, plan_id)
+        duration = round(time.monotonic() - t0, 4)
+        journal.write("step.succeeded", plan_id=plan_id, step=step.id, attempt=attempt,
+                      duration=duration)
+        log.info("step.succeeded", attempt=attempt, duration=duration)
+        return StepOutcome(step.id, "succeeded", attempt, round(time.monotonic() - started, 4))
+
+
+def _failed(step: Step, exc: Exception, attempt: int, started: float, journal: Journal,
+            log: Any, plan_id: str) -> StepOutcome:
+    duration = round(time.monotonic() - started, 4)
+    error = f"{type(exc).__name__}: {exc}"
+    journal.write("step.failed", plan_id=plan_id, step=step.id, attempt=attempt, error=error,
+                  duration=duration)
+    log.error("step.failed", attempt=attempt, error=error, duration=duration)
+    return StepOutcome(step.id, "failed", attempt, duration, error)

@@ -1,0 +1,98 @@
+"""Settings: the agent config file (YAML) overlaid by command-line flags, frozen, passed down.
+
+    state_dir: /var/lib/reconciler
+    driver: lxc                     # the default driver
+    drivers:                        # options per driver
+      lxc: {lxcpath: /var/lib/lxc}
+      libvirt: {uri: "lxc:///"}
+    routes: {kvm: libvirt, network: libvirt}   # domain type (or "network") -> driver
+    max_removal_share: 0.5
+    parallel: 4
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler import drivers
+from reconciler.engine.hosts import Hosts
+from reconciler.errors import ConfigError
+
+
+def default_state_dir() -> str:
+    env = os.environ.get("RECONCILER_STATE_DIR")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return "/var/lib/reconciler"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "reconciler")
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: str
+    driver: str = "sim"
+    driver_chosen: bool = False
+    drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: dict[str, str] = field(default_factory=dict)
+    max_removal_share: float = 0.5
+    parallel: int = 4
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def simulated_by_default(self) -> bool:
+        return self.driver == "sim" and not self.driver_chosen and not self.routes
+
+
+_KNOWN = {"state_dir", "driver", "drivers", "routes", "max_removal_share", "parallel", "watch",
+          "http", "git"}
+
+
+def load_config(path: str | None, *, state_dir: str | None = None, driver: str | None = None,
+                driver_options: dict[str, Any] | None = None, parallel: int | None = None,
+                max_removal_share: float | None = None) -> Config:
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        data = loaded or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path} must be a mapping")
+        unknown = set(data) - _KNOWN
+        if unknown:
+            raise ConfigError(f"config {path}: unknown keys {sorted(unknown)}; valid: "
+                              f"{sorted(_KNOWN)}")
+    options = {k: dict(v or {}) for k, v in (data.get("drivers") or {}).items()}
+    chosen = driver or data.get("driver")
+    if driver and driver_options:
+        options.setdefault(driver, {}).update(driver_options)
+    share = max_removal_share if max_removal_share is not None else \
+        float(data.get("max_removal_share", 0.5))
+    if not 0 <= share <= 1:
+        raise ConfigError("max_removal_share must be between 0 and 1")
+    return Config(
+        state_dir=state_dir or data.get("state_dir") or default_state_dir(),
+        driver=chosen or "sim", driver_chosen=chosen is not None,
+        drivers=options, routes=dict(data.get("routes") or {}),
+        max_removal_share=share,
+        parallel=parallel or int(data.get("parallel", 4)),
+        extra={k: data[k] for k in ("watch", "http", "git") if k in data},
+    )
+
+
+def build_hosts(config: Config) -> Hosts:
+    names = {config.driver, *config.routes.values()}
+    Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+    built = {name: drivers.create(name, config.state_dir, **config.drivers.get(name, {}))
+             for name in sorted(names)}
+    return Hosts(built, config.driver, config.routes)

@@ -1,0 +1,72 @@
+"""Three-way diff: desired vs last-applied says what the user changed, last-applied vs live
+says what drifted. Only fields the user manages (set now, or set at the last apply) are
+compared, so whatever the host fills in by itself never shows as a change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from reconciler.drivers.base import POLICY_FIELDS, Driver, LiveObject, Ref, UpdateClass, flatten
+
+Origin = Literal["spec", "drift"]
+# Identity is never a change, and run state is planned on its own.
+_NOT_FIELDS = frozenset({"kind", "name", "state"})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+    update: UpdateClass
+    origin: Origin
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "old": self.old, "new": self.new, "class": self.update,
+                "origin": self.origin}
+
+
+def diff_object(desired: dict[str, Any], live: LiveObject, driver: Driver) -> tuple[FieldChange, ...]:
+    """The field changes that bring `live` to `desired` (both canonical dicts)."""
+    want = flatten(desired)
+    have = flatten(live.spec)
+    last = flatten(live.last_applied or {})
+    changes = []
+    for field in sorted((want.keys() | last.keys()) - _NOT_FIELDS):
+        new = want.get(field)
+        if field in POLICY_FIELDS:
+            old = last.get(field)  # policy lives only in our stamp
+        else:
+            old = have.get(field)
+        if _same(new, old):
+            continue
+        origin: Origin = "spec" if not _same(new, last.get(field)) else "drift"
+        changes.append(FieldChange(field, old, new,
+                                   driver.update_class(live.ref, live.type, field), origin))
+    return tuple(changes)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with 'unset' and 'empty' the same (an empty list is the default of a list)."""
+    if _unset(a) and _unset(b):
+        return True
+    return bool(a == b)
+
+
+def _unset(value: Any) -> bool:
+    return value is None or value is False or value == [] or value == {}
+
+
+def worst(changes: tuple[FieldChange, ...]) -> UpdateClass | None:
+    classes = {c.update for c in changes if c.field not in POLICY_FIELDS}
+    for cls in ("recreate", "restart", "live"):
+        if cls in classes:
+            return cls  # type: ignore[return-value]
+    return "live" if changes else None
+
+
+def referenced_networks(spec: dict[str, Any]) -> set[Ref]:
+    return {Ref("Network", nic["source"]) for nic in spec.get("interfaces", ())
+            if nic.get("type") == "network" and nic.get("source")}

@@ -1,0 +1,52 @@
+"""The step journal: one JSON line per plan and per step start/finish, in the state directory.
+
+Written before and after each step, flushed at once, so after a crash the record shows what was
+under way; the next pass re-observes and converges, it never trusts the journal over the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+class Journal:
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir) / "journal.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fh = open(self.path, "a", buffering=1)  # noqa: SIM115 - lives as long as the run
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event,
+                  **fields}
+        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        with self._lock:
+            self._fh.write(line)
+
+    def sync(self) -> None:
+        with self._lock:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def read(state_dir: str | Path) -> list[dict[str, Any]]:
+    """Every complete record; a torn last line (a killed writer) is skipped."""
+    path = Path(state_dir) / "journal.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,349 @@
+"""Desired set + live state -> an explained, ordered plan. A plan is a value: it can be saved,
+shown, and applied later exactly as it is (`apply PLANFILE` refuses it if the host moved).
+
+Order: networks before the domains that use them; provision -> define -> start; stop ->
+reconfigure -> start only when a change needs a restart; `depends_on` between domains;
+removals in reverse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from reconciler.drivers.base import LiveObject, Ref, Step, StepKind
+from reconciler.engine.diff import FieldChange, diff_object, referenced_networks, worst
+from reconciler.engine.hosts import Hosts
+from reconciler.model import Domain, Network, canonical
+
+Action = Literal["create", "update", "replace", "remove", "noop", "held", "refused"]
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One desired object: canonical spec plus the file it came from."""
+
+    ref: Ref
+    type: str
+    spec: dict[str, Any]
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_removal_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class ObjectPlan:
+    ref: Ref
+    type: str
+    action: Action
+    driver: str
+    update: str | None = None
+    changes: tuple[FieldChange, ...] = ()
+    steps: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    fingerprint: str = "absent"
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"object": str(self.ref), "kind": self.ref.kind, "name": self.ref.name,
+                "type": self.type, "driver": self.driver, "action": self.action,
+                "update": self.update, "changes": [c.to_json() for c in self.changes],
+                "steps": list(self.steps), "notes": list(self.notes),
+                "fingerprint": self.fingerprint, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    created: str
+    spec_hash: str
+    roots: tuple[str, ...]
+    objects: tuple[ObjectPlan, ...]
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.steps)
+
+    def summary(self) -> dict[str, int]:
+        counts = {a: 0 for a in ("create", "update", "replace", "remove", "held", "refused")}
+        for obj in self.objects:
+            if obj.action in counts:
+                counts[obj.action] += 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": PLAN_FORMAT, "plan_id": self.id, "created": self.created,
+                "spec_hash": self.spec_hash, "roots": list(self.roots),
+                "context": self.context, "summary": self.summary(),
+                "objects": [o.to_json() for o in self.objects if o.action != "noop"],
+                "unchanged": sorted(str(o.ref) for o in self.objects if o.action == "noop"),
+                "steps": [s.to_json() for s in self.steps], "notes": list(self.notes)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        objects = tuple(
+            ObjectPlan(ref=Ref(o["kind"], o["name"]), type=o["type"], action=o["action"],
+                       driver=o["driver"], update=o.get("update"),
+                       changes=tuple(FieldChange(c["field"], c["old"], c["new"], c["class"],
+                                                 c["origin"]) for c in o.get("changes", ())),
+                       steps=tuple(o.get("steps", ())), notes=tuple(o.get("notes", ())),
+                       fingerprint=o.get("fingerprint", "absent"), source=o.get("source"))
+            for o in data["objects"])
+        return cls(id=data["plan_id"], created=data["created"], spec_hash=data["spec_hash"],
+                   roots=tuple(data.get("roots", ())), objects=objects,
+                   steps=tuple(Step.from_json(s) for s in data["steps"]),
+                   notes=tuple(data.get("notes", ())), context=data.get("context", {}))
+
+
+def desired_from(objects: list[Domain | Network], sources: dict[tuple[str, str], str]
+                 ) -> list[Desired]:
+    out = []
+    for obj in objects:
+        spec = canonical(obj)
+        spec.pop("kind", None)
+        dtype = obj.type if isinstance(obj, Domain) else "network"
+        out.append(Desired(Ref(obj.kind, obj.name), dtype, spec, sources.get((obj.kind, obj.name))))
+    return out
+
+
+def spec_hash(desired: list[Desired]) -> str:
+    blob = json.dumps(sorted([str(d.ref), d.spec] for d in desired), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class _Builder:
+    """Collects steps per object and wires their dependencies."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, Step] = {}
+        self.chains: dict[Ref, list[str]] = {}
+
+    def chain(self, ref: Ref, dtype: str, driver: str, kinds: list[StepKind],
+              desired: Desired | None, reason: str, fields: tuple[str, ...] = (),
+              live: bool = False) -> tuple[str, ...]:
+        ids = []
+        previous: tuple[str, ...] = ()
+        for kind in kinds:
+            sid = f"{ref}:{kind}"
+            needs_spec = kind in ("provision", "define", "update")
+            self.steps[sid] = Step(
+                id=sid, kind=kind, ref=ref, type=dtype, driver=driver,
+                spec=desired.spec if desired and needs_spec else None,
+                source=desired.source if desired else None,
+                fields=fields if kind == "update" else (), live=live and kind == "update",
+                reason=reason, deps=previous)
+            previous = (sid,)
+            ids.append(sid)
+        self.chains[ref] = ids
+        return tuple(ids)
+
+    def after(self, ref: Ref, other: Ref) -> None:
+        """The first step of `ref` waits for the last step of `other`."""
+        mine, theirs = self.chains.get(ref), self.chains.get(other)
+        if not mine or not theirs:
+            return
+        first = self.steps[mine[0]]
+        if theirs[-1] not in first.deps:
+            self.steps[mine[0]] = replace(first, deps=(*first.deps, theirs[-1]))
+
+
+def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
+              roots: tuple[str, ...], no_specs: bool = False,
+              settings: Settings | None = None,
+              observed: dict[Ref, tuple[str, LiveObject]] | None = None) -> Plan:
+    settings = settings or Settings()
+    live_all = observed if observed is not None else hosts.observe()
+    b = _Builder()
+    plans: dict[Ref, ObjectPlan] = {}
+    wanted = {d.ref: d for d in desired}
+
+    for d in sorted(desired, key=lambda d: (d.ref.kind != "Network", d.ref.name)):
+        driver_name = hosts.driver_name_for(d.ref.kind, d.type)
+        found = live_all.get(d.ref)
+        live = found[1] if found and found[0] == driver_name else None
+        plans[d.ref] = _plan_object(d, live, driver_name, hosts, b)
+
+    removals: list[tuple[Ref, str, LiveObject]] = []
+    for ref, (driver_name, live) in sorted(live_all.items()):
+        if ref in wanted or not live.owned:
+            continue
+        fp = live.fingerprint()
+        source = live.stamp.source if live.stamp else None
+        if source in failed_files:
+            plans[ref] = ObjectPlan(ref, live.type, "held", driver_name, fingerprint=fp,
+                                    source=source, notes=(f"held: {source} failed to load; "
+                                                          "keeping the last applied spec",))
+        elif live.protected:
+            plans[ref] = ObjectPlan(ref, live.type, "refused", driver_name, fingerprint=fp,
+                                    source=source, notes=("removal blocked: protect is true on "
+                                                          "the live object",))
+        else:
+            removals.append((ref, driver_name, live))
+
+    notes: list[str] = []
+    managed = sum(1 for _, live in live_all.values() if live.owned)
+    share = len(removals) / managed if managed else 0.0
+    breaker = None
+    if removals and no_specs:
+        breaker = "the spec directory is empty or missing"
+    elif removals and share > settings.max_removal_share:
+        breaker = (f"{len(removals)} of {managed} managed objects ({share:.0%}) would be removed, "
+                   f"over the limit of {settings.max_removal_share:.0%}")
+    if breaker:
+        notes.append(f"removal refused: {breaker}; nothing is removed in this pass")
+    for ref, driver_name, live in removals:
+        fp = live.fingerprint()
+        source = live.stamp.source if live.stamp else None
+        if breaker:
+            plans[ref] = ObjectPlan(ref, live.type, "refused", driver_name, fingerprint=fp,
+                                    source=source, notes=(f"removal refused: {breaker}",))
+            continue
+        purge = (live.last_applied or {}).get("removal") == "purge"
+        kinds: list[StepKind] = (["stop"] if live.state == "running" else []) + \
+            ["undefine"] + (["purge"] if purge else [])
+        if purge:
+            kinds.remove("undefine")
+        reason = "spec removed" + ("; purge opted in" if purge else "; data kept")
+        steps = b.chain(ref, live.type, driver_name, kinds, None, reason)
+        plans[ref] = ObjectPlan(ref, live.type, "remove", driver_name, steps=steps,
+                                fingerprint=fp, source=source,
+                                notes=() if purge else ("data kept (removal: keep)",))
+
+    _wire(b, wanted, live_all, plans)
+    objects = tuple(sorted(plans.values(), key=lambda p: (p.ref.kind != "Network", p.ref.name)))
+    return Plan(id=uuid.uuid4().hex[:12], created=datetime.now(UTC).isoformat(timespec="seconds"),
+                spec_hash=spec_hash(desired), roots=roots, objects=objects,
+                steps=tuple(_toposort(b.steps)), notes=tuple(notes))
+
+
+def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: Hosts,
+                 b: _Builder) -> ObjectPlan:
+    want_state = d.spec.get("state", "running")
+    is_domain = d.ref.kind == "Domain"
+    if want_state == "absent":
+        if live is None:
+            return ObjectPlan(d.ref, d.type, "noop", driver_name, source=d.source)
+        if not live.owned:
+            return _not_ours(d, live, driver_name)
+        purge = d.spec.get("removal") == "purge"
+        kinds: list[StepKind] = (["stop"] if live.state == "running" else []) + \
+            (["purge"] if purge else ["undefine"])
+        steps = b.chain(d.ref, d.type, driver_name, kinds, d, "state: absent")
+        return ObjectPlan(d.ref, d.type, "remove", driver_name, steps=steps,
+                          fingerprint=live.fingerprint(), source=d.source)
+    if live is None:
+        kinds = (["provision"] if is_domain else []) + ["define"] + \
+            (["start"] if want_state == "running" else [])
+        steps = b.chain(d.ref, d.type, driver_name, kinds, d, "new in spec")
+        return ObjectPlan(d.ref, d.type, "create", driver_name, steps=steps, source=d.source)
+    if not live.owned:
+        return _not_ours(d, live, driver_name)
+
+    fp = live.fingerprint()
+    driver = hosts.drivers[driver_name]
+    changes = diff_object(d.spec, live, driver)
+    cls = worst(changes)
+    running = live.state == "running"
+    state_change = () if (want_state == "running") == running else (
+        FieldChange("state", live.state, want_state, "live",
+                    "spec" if (live.last_applied or {}).get("state", "running") != want_state
+                    else "drift"),)
+    fields = tuple(c.field for c in changes)
+    why = _reason(changes + state_change)
+    if cls == "recreate":
+        recreate = [c.field for c in changes if c.update == "recreate"]
+        if not d.spec.get("allow_replace"):
+            return ObjectPlan(d.ref, d.type, "refused", driver_name, update="recreate",
+                              changes=changes, fingerprint=fp, source=d.source, notes=(
+                                  f"replace refused: changing {', '.join(recreate)} means a new "
+                                  "guest and its data would be lost; set allow_replace: true to "
+                                  "allow it",))
+        kinds = (["stop"] if running else []) + (["purge"] if is_domain else ["undefine"]) + \
+            (["provision"] if is_domain else []) + ["define"] + \
+            (["start"] if want_state == "running" else [])
+        steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields)
+        return ObjectPlan(d.ref, d.type, "replace", driver_name, update="recreate",
+                          changes=changes + state_change, steps=steps, fingerprint=fp,
+                          source=d.source, notes=("data is erased (allow_replace: true)",))
+    kinds = []
+    notes: tuple[str, ...] = ()
+    if cls == "restart" and running and want_state == "running":
+        kinds = ["stop", "update", "start"]
+    else:
+        if changes:
+            kinds.append("update")
+        if want_state == "running" and not running:
+            kinds.append("start")
+        elif want_state == "stopped" and running:
+            kinds.insert(0, "stop") if cls == "restart" else kinds.append("stop")
+    if not kinds:
+        return ObjectPlan(d.ref, d.type, "noop", driver_name, fingerprint=fp, source=d.source)
+    live_update = cls == "live" and running
+    steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields, live=live_update)
+    return ObjectPlan(d.ref, d.type, "update", driver_name,
+                      update=cls if cls else "live", changes=changes + state_change,
+                      steps=steps, fingerprint=fp, source=d.source, notes=notes)
+
+
+def _not_ours(d: Desired, live: LiveObject, driver_name: str) -> ObjectPlan:
+    return ObjectPlan(d.ref, d.type, "refused", driver_name, fingerprint=live.fingerprint(),
+                      source=d.source, notes=(
+                          f"{d.ref} exists on the host but is not managed by reconciler (no "
+                          "ownership stamp); it is left alone. Import it or remove it by hand.",))
+
+
+def _reason(changes: tuple[FieldChange, ...]) -> str:
+    parts = [f"{c.field}{' (drift)' if c.origin == 'drift' else ''}" for c in changes]
+    return "changed: " + ", ".join(parts) if parts else ""
+
+
+def _wire(b: _Builder, wanted: dict[Ref, Desired], live_all: dict[Ref, tuple[str, LiveObject]],
+          plans: dict[Ref, ObjectPlan]) -> None:
+    """Dependencies between objects: networks first, depends_on, removals in reverse."""
+    for ref, d in wanted.items():
+        if ref.kind != "Domain":
+            continue
+        for net in referenced_networks(d.spec):
+            b.after(ref, net)
+        for dep in d.spec.get("depends_on", ()):
+            b.after(ref, Ref("Domain", dep))
+    removed = [r for r, p in plans.items() if p.action == "remove"]
+    for ref in removed:
+        if ref.kind != "Domain" or ref not in live_all:
+            continue
+        spec = live_all[ref][1].last_applied or live_all[ref][1].spec
+        for net in referenced_networks(spec):
+            if net in removed:
+                b.after(net, ref)
+        for dep in spec.get("depends_on", ()):
+            if Ref("Domain", dep) in removed:
+                b.after(Ref("Domain", dep), ref)
+
+
+def _toposort(steps: dict[str, Step]) -> list[Step]:
+    """Dependencies first; ties broken by object kind and name, never by insertion order."""
+    order: list[Step] = []
+    done: set[str] = set()
+    pending = dict(steps)
+    while pending:
+        ready = sorted((s for s in pending.values() if all(d in done or d not in steps
+                                                           for d in s.deps)),
+                       key=lambda s: (s.ref.kind != "Network", s.ref.name, s.id))
+        if not ready:  # a cycle slipped past the loader: run the rest in name order
+            ready = sorted(pending.values(), key=lambda s: s.id)
+        for step in ready:
+            order.append(step)
+            done.add(step.id)
+            del pending[step.id]
+    return order
