@@ -113,7 +113,7 @@ class SimDriver:
             state="running" if record.get("running") else "stopped",
             spec=record.get("config", {}), stamp=Stamp.from_json(record.get("stamp")),
             data=kind == "Network" or (self.root / "data" / name).is_dir(),
-            extra={"id": record.get("config", {}).get("id")},
+            extra={"id": record.get("config", {}).get("id"), "boots": record.get("boots", 0)},
         )
 
     @staticmethod
@@ -162,6 +162,7 @@ class SimDriver:
                 config["id"] = self._next_id(step.type)
         new = {"name": step.ref.name, "type": step.type,
                "running": bool(record and record.get("running")),
+               "boots": record.get("boots", 0) if record else 0,
                "config": config, "stamp": step.stamp().to_json()}
         self._write(path, new)
 
@@ -188,7 +189,8 @@ class SimDriver:
             if root is not None and root.get("type") == "template":
                 raise PermanentError(f"{step.ref} has no root filesystem (not provisioned)")
         if bool(record.get("running")) != running:
-            self._write(path, {**record, "running": running})
+            boots = record.get("boots", 0) + (1 if running else 0)
+            self._write(path, {**record, "running": running, "boots": boots})
 
     def _do_undefine(self, step: Step, path: Path, record: dict[str, Any] | None) -> None:
         if record is not None and record.get("running"):

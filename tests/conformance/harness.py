@@ -1,0 +1,50 @@
+"""What a driver plugs into the conformance suite: how to build it, a minimal spec for it,
+which changes are live / restart / replace on it, and how to read and disturb the host.
+
+The scenarios themselves (test_conformance.py) are the same for every driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from reconciler.drivers.base import Ref
+from reconciler.engine.config import Config, build_hosts
+from reconciler.engine.hosts import Hosts
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The host's own view of one domain, read by the harness, never through the engine."""
+
+    exists: bool
+    running: bool = False
+    boots: int = 0            # how many times it was started (restarts = boots - 1)
+    data: bool = False        # root filesystem / private area still on disk
+    values: dict[str, Any] | None = None  # harness-specific readings (memory, hostname, ...)
+
+
+class Harness(Protocol):
+    name: str
+    prefix: str
+    allocates_ids: bool
+
+    def config(self, state_dir: Path) -> Config: ...
+    def spec(self, name: str, **overrides: Any) -> dict[str, Any]: ...
+    def live_change(self) -> tuple[dict[str, Any], str, Any]: ...
+    def restart_change(self) -> tuple[dict[str, Any], str, Any]: ...
+    def replace_change(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+    def facts(self, name: str) -> Facts: ...
+    def tamper_stop(self, name: str) -> None: ...
+    def make_foreign(self, name: str) -> None: ...
+    def cleanup(self) -> None: ...
+
+
+def hosts_for(harness: Harness, state_dir: Path) -> Hosts:
+    return build_hosts(harness.config(state_dir))
+
+
+def ref(name: str) -> Ref:
+    return Ref("Domain", name)
