@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from reconciler import __version__
-from reconciler.cli import spec_commands
+from reconciler.cli import engine_commands, import_command, spec_commands
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -22,12 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     spec_commands.register(sub)
-    try:
-        from reconciler.cli import engine_commands
-    except ImportError:  # pragma: no cover - engine not built in
-        pass
-    else:
-        engine_commands.register(sub)
+    engine_commands.register(sub)
+    import_command.register(sub)
     return parser
 
 

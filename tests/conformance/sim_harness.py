@@ -76,3 +76,9 @@ class SimHarness:
 
     def cleanup(self) -> None:
         return None
+
+
+HARNESSES = [
+    ("sim-lxc", lambda tmp: SimHarness(tmp / "state", "lxc")),
+    ("sim-openvz", lambda tmp: SimHarness(tmp / "state", "openvz")),
+]

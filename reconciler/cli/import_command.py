@@ -1,0 +1,62 @@
+"""`import`: write specs for what already runs on a host, so it can be managed from files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from reconciler.cli.engine_commands import config_from
+from reconciler.engine.config import build_hosts
+from reconciler.errors import ConfigError, DriverError
+from reconciler.model import KINDS
+from reconciler.specs.convert import to_xml_text, to_yaml
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("import", help="write specs for existing objects on a host")
+    p.add_argument("--driver", required=True, help="lxc, libvirt or sim")
+    p.add_argument("--uri", help="libvirt connection URI")
+    p.add_argument("--lxcpath", help="LXC container directory")
+    p.add_argument("--state-dir")
+    p.add_argument("--config")
+    p.add_argument("--max-removal-share", type=float)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write specs into")
+    p.add_argument("--format", choices=("yaml", "xml"), default="yaml")
+    p.add_argument("--name", action="append", help="only these objects (repeatable)")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        hosts = build_hosts(config_from(args))
+    except (ConfigError, DriverError) as exc:
+        print(f"reconciler: error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        driver = hosts.drivers[args.driver]
+        exporter = getattr(driver, "import_specs", None)
+        if exporter is None:
+            print(f"reconciler: error: driver {args.driver} cannot import", file=sys.stderr)
+            return 1
+        for raw in exporter():
+            if args.name and raw["name"] not in args.name:
+                continue
+            obj = KINDS[raw.get("kind", "Domain")].model_validate(raw)
+            suffix = "yaml" if args.format == "yaml" else "xml"
+            path = out / f"{obj.name}.{suffix}"
+            text = to_yaml([obj]) if args.format == "yaml" else to_xml_text(obj)
+            path.write_text(text)
+            print(f"wrote {path}")
+            written += 1
+    except DriverError as exc:
+        print(f"reconciler: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        hosts.close()
+    print(f"{written} specs written to {out}")
+    return 0
