@@ -1,0 +1,199 @@
+"""The whole plan/apply story on `sim`, through the real CLI, one step after another."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import run_cli
+
+
+def write(specs: Path, name: str, *docs: dict[str, Any]) -> None:
+    (specs / name).write_text(yaml.safe_dump_all(docs))
+
+
+def plan_json(specs: Path, state: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    res = run_cli("plan", str(specs), "--state-dir", str(state), "--format", "json",
+                  "--detailed-exitcode", *extra)
+    assert "Traceback" not in res.stderr, res.stderr
+    return res.returncode, json.loads(res.stdout)
+
+
+def objects(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {o["object"]: o for o in plan["objects"]}
+
+
+def sim_record(state: Path, name: str) -> dict[str, Any] | None:
+    path = state / "sim" / "objects" / "Domain" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def apply(specs: Path | str, state: Path) -> Any:
+    res = run_cli("apply", str(specs), "--state-dir", str(state), "--yes")
+    assert "Traceback" not in res.stderr, res.stderr
+    return res
+
+
+WEB = {"kind": "Domain", "name": "web", "type": "lxc", "memory": "256MiB", "hostname": "web",
+       "filesystems": [{"type": "template", "name": "busybox", "target": "/"}],
+       "interfaces": [{"type": "network", "source": "lan", "ip": ["192.0.2.10/24"]}]}
+DB = {"kind": "Domain", "name": "db", "type": "lxc", "memory": "512MiB", "depends_on": ["web"]}
+VZ = {"kind": "Domain", "name": "vz105", "type": "openvz", "id": 105, "profile": "vps.basic",
+      "filesystems": [{"type": "template", "name": "gentoo-20060317-i686-stage3", "target": "/"}]}
+LAN = {"kind": "Network", "name": "lan", "forward": {"mode": "nat"},
+       "ips": [{"address": "192.0.2.1/24",
+                "dhcp_ranges": [{"start": "192.0.2.100", "end": "192.0.2.200"}]}]}
+
+
+def test_plan_apply_story(tmp_path: Path) -> None:
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    specs.mkdir()
+    write(specs, "net.yaml", LAN)
+    write(specs, "web.yaml", WEB)
+    write(specs, "db.yaml", DB)
+    write(specs, "vz.yaml", VZ)
+
+    # 1. first plan: everything to create, exit 2; networks and dependencies first
+    code, plan = plan_json(specs, state)
+    assert code == 2
+    assert plan["summary"]["create"] == 4
+    order = [s["id"] for s in plan["steps"]]
+    assert order.index("network/lan:start") < order.index("domain/web:provision")
+    assert order.index("domain/web:start") < order.index("domain/db:provision")
+    assert [s["kind"] for s in plan["steps"] if s["object"] == "domain/web"] == \
+        ["provision", "define", "start"]
+
+    # 2. apply, then the plan is empty
+    res = apply(specs, state)
+    assert res.returncode == 0, res.stderr
+    assert "note: using the simulated host" in res.stderr  # no driver was chosen
+    code, plan = plan_json(specs, state)
+    assert code == 0 and plan["steps"] == [] and plan["objects"] == []
+    assert sim_record(state, "vz105")["running"] is True  # type: ignore[index]
+    assert sim_record(state, "vz105")["config"]["limits"]["numproc"] == [65, 65]  # type: ignore[index]
+
+    # 3. memory change: live update, no restart
+    write(specs, "web.yaml", {**WEB, "memory": "384MiB"})
+    code, plan = plan_json(specs, state)
+    web = objects(plan)["domain/web"]
+    assert (code, web["action"], web["update"]) == (2, "update", "live")
+    assert web["changes"] == [{"field": "memory", "old": "256MiB", "new": "384MiB",
+                               "class": "live", "origin": "spec"}]
+    text = run_cli("plan", str(specs), "--state-dir", str(state)).stdout
+    assert "~ domain/web (lxc) update (live)" in text and "memory: 256MiB -> 384MiB" in text
+    assert apply(specs, state).returncode == 0
+    assert sim_record(state, "web")["boots"] == 1  # type: ignore[index]
+
+    # 4. hostname change on an LXC-like domain: restart, stop -> update -> start
+    write(specs, "web.yaml", {**WEB, "memory": "384MiB", "hostname": "web2"})
+    code, plan = plan_json(specs, state)
+    web = objects(plan)["domain/web"]
+    assert (web["action"], web["update"]) == ("update", "restart")
+    assert [s["kind"] for s in plan["steps"] if s["object"] == "domain/web"] == \
+        ["stop", "update", "start"]
+    assert "update (restart)" in run_cli("plan", str(specs), "--state-dir", str(state)).stdout
+    assert apply(specs, state).returncode == 0
+    assert sim_record(state, "web")["boots"] == 2  # type: ignore[index]
+    assert sim_record(state, "web")["config"]["hostname"] == "web2"  # type: ignore[index]
+
+    # 5. OpenVZ template change: replace refused, nothing happens
+    vz_new = {**VZ, "filesystems": [{"type": "template", "name": "debian-12", "target": "/"}]}
+    write(specs, "vz.yaml", vz_new)
+    code, plan = plan_json(specs, state)
+    vz = objects(plan)["domain/vz105"]
+    assert vz["action"] == "refused" and "allow_replace" in vz["notes"][0]
+    assert not [s for s in plan["steps"] if s["object"] == "domain/vz105"]
+    assert "replace refused" in run_cli("plan", str(specs), "--state-dir", str(state)).stdout
+    write(specs, "vz.yaml", VZ)
+
+    # 6. remove a spec file: stop + undefine, data kept
+    (specs / "db.yaml").unlink()
+    code, plan = plan_json(specs, state)
+    db = objects(plan)["domain/db"]
+    assert db["action"] == "remove"
+    assert [s["kind"] for s in plan["steps"] if s["object"] == "domain/db"] == ["stop", "undefine"]
+    assert apply(specs, state).returncode == 0
+    assert sim_record(state, "db") is None
+    assert (state / "sim" / "data" / "db").is_dir()
+
+    # 7. protect: true blocks removal even after the spec is gone
+    write(specs, "web.yaml", {**WEB, "memory": "384MiB", "hostname": "web2", "protect": True})
+    assert apply(specs, state).returncode == 0
+    (specs / "web.yaml").unlink()
+    code, plan = plan_json(specs, state)
+    web = objects(plan)["domain/web"]
+    assert web["action"] == "refused" and "protect" in web["notes"][0]
+    assert not plan["steps"]
+    write(specs, "web.yaml", {**WEB, "memory": "384MiB", "hostname": "web2", "protect": True})
+
+    # 8. a broken file holds its objects: no change, no removal, reported
+    (specs / "vz.yaml").write_text("kind: Domain\nname: vz105\ntype: openvz\nmemory: [oops\n")
+    res = run_cli("plan", str(specs), "--state-dir", str(state), "--format", "json")
+    plan = json.loads(res.stdout)
+    assert objects(plan)["domain/vz105"]["action"] == "held"
+    assert "vz.yaml:" in res.stderr and "error:" in res.stderr
+    assert res.returncode == 1
+    res = apply(specs, state)
+    assert sim_record(state, "vz105")["running"] is True  # type: ignore[index]
+    assert '"event":"object.held"' in res.stderr.replace(" ", "")
+    write(specs, "vz.yaml", VZ)
+
+    # 9. an emptied directory: the removal breaker refuses, nothing is removed
+    for path in specs.iterdir():
+        path.unlink()
+    code, plan = plan_json(specs, state)
+    assert any("removal refused" in n for n in plan["notes"])
+    assert not plan["steps"]
+    res = apply(specs, state)
+    assert sim_record(state, "vz105") is not None and sim_record(state, "web") is not None
+    assert "removal refused" in res.stdout
+
+
+def test_saved_plan_applied_and_stale_plan_refused(tmp_path: Path) -> None:
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    specs.mkdir()
+    write(specs, "web.yaml", {**WEB, "interfaces": []})
+    saved = tmp_path / "plan.json"
+    res = run_cli("plan", str(specs), "--state-dir", str(state), "--out", str(saved))
+    assert res.returncode == 0 and saved.exists()
+    # the spec changes after the plan was saved: apply FILE applies exactly the saved plan
+    write(specs, "web.yaml", {**WEB, "interfaces": [], "memory": "1GiB"})
+    res = run_cli("apply", str(saved), "--state-dir", str(state), "--yes")
+    assert res.returncode == 0, res.stderr
+    assert sim_record(state, "web")["config"]["memory"] == "256MiB"  # type: ignore[index]
+
+    # a plan made, then the host moves: applying it is refused for that object
+    res = run_cli("plan", str(specs), "--state-dir", str(state), "--out", str(saved))
+    from reconciler.drivers.base import Ref
+    from reconciler.drivers.sim import SimDriver
+
+    SimDriver(state).tamper(Ref("Domain", "web"), running=False)
+    res = run_cli("apply", str(saved), "--state-dir", str(state), "--yes")
+    assert res.returncode == 1
+    assert "changed since the plan was made" in res.stderr
+    assert sim_record(state, "web")["config"]["memory"] == "256MiB"  # type: ignore[index]
+
+
+def test_markdown_and_sim_notice(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    write(specs, "web.yaml", {**WEB, "interfaces": []})
+    env = {"RECONCILER_STATE_DIR": str(tmp_path / "st"), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    res = run_cli("plan", str(specs), "--format", "markdown", env=env)
+    assert res.returncode == 0
+    assert res.stdout.startswith("### reconciler plan")
+    assert "| + | `domain/web` | lxc | create |" in res.stdout
+    assert "simulated host 'sim'" in res.stderr and str(tmp_path / "st") in res.stderr
+
+
+def test_apply_without_yes_refuses_when_not_a_terminal(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    write(specs, "web.yaml", {**WEB, "interfaces": []})
+    res = run_cli("apply", str(specs), "--state-dir", str(tmp_path / "st"))
+    assert res.returncode == 1 and "--yes" in res.stderr
+    assert not (tmp_path / "st" / "sim" / "objects" / "Domain" / "web.json").exists()
