@@ -109,9 +109,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _is_plan_file(paths: list[str]) -> bool:
-    if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
-        return False
-    return True
+    return not (len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file())
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -220,10 +218,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not rows:
         print("No objects on the host.")
         return EXIT_OK
-    width = max(len(r["object"]) for r in rows)
+    width = max(len(str(r["object"])) for r in rows)
     print(f"{'OBJECT':<{width}}  {'TYPE':<8} {'STATE':<8} {'MANAGED':<7} {'ID':<6} SOURCE")
     for r in rows:
         print(f"{r['object']:<{width}}  {r['type']:<8} {r['state']:<8} "
-              f"{'yes' if r['managed'] else 'no':<7} {str(r['id'] or '-'):<6} "
+              f"{'yes' if r['managed'] else 'no':<7} {r['id'] or '-'!s:<6} "
               f"{r['source'] or '-'}{'  (protected)' if r['protect'] else ''}")
     return EXIT_OK

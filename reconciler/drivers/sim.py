@@ -148,8 +148,8 @@ class SimDriver:
         data = self.root / "data" / step.ref.name
         if not data.is_dir():
             data.mkdir(parents=True)
-            root = next((fs for fs in (step.spec or {}).get("filesystems", ())
-                         if fs.get("target") == "/"), {})
+            root: dict[str, Any] = next((fs for fs in (step.spec or {}).get("filesystems", ())
+                                         if fs.get("target") == "/"), {})
             (data / "ROOT").write_text(json.dumps(root) + "\n")
 
     def _do_define(self, step: Step, path: Path, record: dict[str, Any] | None) -> None:

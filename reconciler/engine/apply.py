@@ -7,8 +7,8 @@ A step exception never escapes: each step ends as a frozen `StepOutcome`.
 from __future__ import annotations
 
 import threading
-from collections import deque
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -154,7 +154,7 @@ def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: th
                 delay *= 2
                 continue
             return _failed(step, exc, attempt, started, journal, log, plan_id)
-        except Exception as exc:  # noqa: BLE001 - a step must end as an outcome, never escape
+        except Exception as exc:
             return _failed(step, exc, attempt, started, journal, log, plan_id)
         duration = round(time.monotonic() - t0, 4)
         journal.write("step.succeeded", plan_id=plan_id, step=step.id, attempt=attempt,

@@ -28,7 +28,8 @@ class FieldChange:
                 "origin": self.origin}
 
 
-def diff_object(desired: dict[str, Any], live: LiveObject, driver: Driver) -> tuple[FieldChange, ...]:
+def diff_object(desired: dict[str, Any], live: LiveObject,
+                driver: Driver) -> tuple[FieldChange, ...]:
     """The field changes that bring `live` to `desired` (both canonical dicts)."""
     want = flatten(desired)
     have = flatten(live.spec)
@@ -36,10 +37,8 @@ def diff_object(desired: dict[str, Any], live: LiveObject, driver: Driver) -> tu
     changes = []
     for field in sorted((want.keys() | last.keys()) - _NOT_FIELDS):
         new = want.get(field)
-        if field in POLICY_FIELDS:
-            old = last.get(field)  # policy lives only in our stamp
-        else:
-            old = have.get(field)
+        # policy lives only in our stamp; everything else is read from the host
+        old = last.get(field) if field in POLICY_FIELDS else have.get(field)
         if _same(new, old):
             continue
         origin: Origin = "spec" if not _same(new, last.get(field)) else "drift"
@@ -63,7 +62,7 @@ def worst(changes: tuple[FieldChange, ...]) -> UpdateClass | None:
     classes = {c.update for c in changes if c.field not in POLICY_FIELDS}
     for cls in ("recreate", "restart", "live"):
         if cls in classes:
-            return cls  # type: ignore[return-value]
+            return cls
     return "live" if changes else None
 
 

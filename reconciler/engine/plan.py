@@ -210,10 +210,8 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
                                     source=source, notes=(f"removal refused: {breaker}",))
             continue
         purge = (live.last_applied or {}).get("removal") == "purge"
-        kinds: list[StepKind] = (["stop"] if live.state == "running" else []) + \
-            ["undefine"] + (["purge"] if purge else [])
-        if purge:
-            kinds.remove("undefine")
+        kinds = _seq("stop" if live.state == "running" else None,
+                     "purge" if purge else "undefine")
         reason = "spec removed" + ("; purge opted in" if purge else "; data kept")
         steps = b.chain(ref, live.type, driver_name, kinds, None, reason)
         plans[ref] = ObjectPlan(ref, live.type, "remove", driver_name, steps=steps,
@@ -237,14 +235,14 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
         if not live.owned:
             return _not_ours(d, live, driver_name)
         purge = d.spec.get("removal") == "purge"
-        kinds: list[StepKind] = (["stop"] if live.state == "running" else []) + \
-            (["purge"] if purge else ["undefine"])
+        kinds = _seq("stop" if live.state == "running" else None,
+                     "purge" if purge else "undefine")
         steps = b.chain(d.ref, d.type, driver_name, kinds, d, "state: absent")
         return ObjectPlan(d.ref, d.type, "remove", driver_name, steps=steps,
                           fingerprint=live.fingerprint(), source=d.source)
     if live is None:
-        kinds = (["provision"] if is_domain else []) + ["define"] + \
-            (["start"] if want_state == "running" else [])
+        kinds = _seq("provision" if is_domain else None, "define",
+                     "start" if want_state == "running" else None)
         steps = b.chain(d.ref, d.type, driver_name, kinds, d, "new in spec")
         return ObjectPlan(d.ref, d.type, "create", driver_name, steps=steps, source=d.source)
     if not live.owned:
@@ -269,9 +267,9 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
                                   f"replace refused: changing {', '.join(recreate)} means a new "
                                   "guest and its data would be lost; set allow_replace: true to "
                                   "allow it",))
-        kinds = (["stop"] if running else []) + (["purge"] if is_domain else ["undefine"]) + \
-            (["provision"] if is_domain else []) + ["define"] + \
-            (["start"] if want_state == "running" else [])
+        kinds = _seq("stop" if running else None, "purge" if is_domain else "undefine",
+                     "provision" if is_domain else None, "define",
+                     "start" if want_state == "running" else None)
         steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields)
         return ObjectPlan(d.ref, d.type, "replace", driver_name, update="recreate",
                           changes=changes + state_change, steps=steps, fingerprint=fp,
@@ -294,6 +292,10 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
     return ObjectPlan(d.ref, d.type, "update", driver_name,
                       update=cls if cls else "live", changes=changes + state_change,
                       steps=steps, fingerprint=fp, source=d.source, notes=notes)
+
+
+def _seq(*kinds: StepKind | None) -> list[StepKind]:
+    return [k for k in kinds if k is not None]
 
 
 def _not_ours(d: Desired, live: LiveObject, driver_name: str) -> ObjectPlan:

@@ -38,7 +38,7 @@ def records(state: Path) -> list[dict[str, Any]]:
 
 
 def test_sigkill_at_random_points_then_rerun_converges(tmp_path: Path) -> None:
-    rng = random.Random(20261121)  # noqa: S311 - reproducible kill points
+    rng = random.Random(20261121)
     config = tmp_path / "agent.yaml"
     config.write_text(yaml.safe_dump({"drivers": {"sim": {"latency": 0.01}}, "driver": "sim"}))
     killed_mid_apply = 0
@@ -94,7 +94,7 @@ def test_random_failures_converge_and_never_block_unrelated(tmp_path: Path) -> N
         {"object": "d07", "mode": "fail"},                  # always fails
         {"mode": "fail", "probability": 0.2},                # 20 % of every other step
     ]))
-    first_steps, outcomes = _apply_once(specs, state)
+    _first_steps, outcomes = _apply_once(specs, state)
     failed = {k for k, v in outcomes.items() if v == "failed"}
     assert failed, "20 % random faults produced no failure"
     assert "domain/d07:provision" in failed
@@ -102,7 +102,7 @@ def test_random_failures_converge_and_never_block_unrelated(tmp_path: Path) -> N
     assert any(v == "succeeded" and k.endswith(":start") for k, v in outcomes.items())
     runs = 1
     while runs < 25:
-        steps, outcomes = _apply_once(specs, state)
+        _steps, outcomes = _apply_once(specs, state)
         runs += 1
         if set(outcomes) <= {"domain/d07:provision", "domain/d07:define", "domain/d07:start"}:
             break
