@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import SpecError
+from reconciler.errors import Location, SpecError
 from reconciler.specs import rng
 from reconciler.specs.convert import to_xml_text, to_yaml
 from reconciler.specs.files import load_file
@@ -45,8 +45,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = load_paths(args.paths)
     errors = list(result.errors)
     for root in result.missing_roots:
-        errors.append(SpecError("no such file or directory", None).at(
-            __import__("reconciler.errors", fromlist=["Location"]).Location(root, 1, 1)))
+        errors.append(SpecError("no such file or directory", Location(root, 1, 1)))
     schema_dir = rng.schema_dir(args.schema)
     if args.schema and schema_dir is None:
         print(f"reconciler: error: schema directory {args.schema} has no domain.rng",
@@ -68,8 +67,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not errors:
             print(f"{len(result.files)} files, {objects} objects: valid")
         else:
-            print(f"{len(errors)} error(s) in {len({e.location.file for e in errors if e.location})}"
-                  f" of {len(result.files)} files", file=sys.stderr)
+            failed = len({e.location.file for e in errors if e.location})
+            print(f"{len(errors)} error(s) in {failed} of {len(result.files)} files",
+                  file=sys.stderr)
     return 1 if errors or result.missing_roots else 0
 
 

@@ -6,7 +6,7 @@ whatever the host fills in there never shows as a difference.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,14 +17,21 @@ from reconciler.model.types import (
     Frozen,
     IpAddress,
     IpRange,
+    IpText,
     Mac,
     Name,
     PairInput,
     Size,
+    ip_family,
 )
 
 DOMAIN_TYPES = ("lxc", "openvz", "vserver", "vz", "kvm", "qemu", "test", "xen")
 CONTAINER_TYPES = frozenset({"lxc", "openvz", "vserver", "vz"})
+# the `<os><type>` a domain type has when none is written; spelling it out changes nothing
+DEFAULT_OS_TYPE = {"lxc": "exe", "openvz": "exe", "vserver": "exe", "vz": "exe", "kvm": "hvm",
+                   "qemu": "hvm"}
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"
 
 # OpenVZ user beancounters, lower-cased as the YAML keys (vps.basic names them all).
 BEANCOUNTERS = (
@@ -55,6 +62,12 @@ class Cpu(Frozen):
     quota: int | None = Field(None, ge=-1)
     limit: int | None = Field(None, ge=0, le=409600, description="percent of one CPU (CPULIMIT)")
 
+    @model_validator(mode="after")
+    def _cpuset_with_count(self) -> Cpu:
+        if self.cpuset is not None and self.count is None:
+            raise ValueError("cpu.cpuset needs cpu.count too (libvirt's <vcpu> carries both)")
+        return self
+
 
 class Quota(Frozen):
     """Disk quota of the root filesystem (OpenVZ DISKSPACE/DISKINODES, soft:hard)."""
@@ -76,7 +89,8 @@ class Quota(Frozen):
     def _soft_below_hard(self) -> Quota:
         for what, pair in (("space", self.space), ("inodes", self.inodes)):
             if pair is not None and pair[0] > pair[1]:
-                raise ValueError(f"quota {what}: soft limit {pair[0]} is above hard limit {pair[1]}")
+                raise ValueError(f"quota {what}: soft limit {pair[0]} is above hard limit "
+                                 f"{pair[1]}; write [soft, hard] with soft <= hard")
         return self
 
 
@@ -136,11 +150,34 @@ class IdMap(Frozen):
 
 
 class Route(Frozen):
-    address: str
-    prefix: int | None = None
-    gateway: str
-    metric: int | None = None
+    """A static route inside the guest. `family` is only needed when it is not the address's."""
+
+    address: IpText
+    prefix: int | None = Field(None, ge=0, le=128)
+    gateway: IpText
+    metric: int | None = Field(None, ge=0)
     family: Literal["ipv4", "ipv6"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_family(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("address"), str) and \
+                value.get("family") == ip_family(value["address"]):
+            value = {k: v for k, v in value.items() if k != "family"}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Route:
+        if self.family is not None:
+            raise ValueError(f"route family {self.family} does not match address {self.address}")
+        if ip_family(self.gateway) != ip_family(self.address):
+            raise ValueError(f"route gateway {self.gateway} is not in the same family as "
+                             f"{self.address}")
+        limit = 32 if ip_family(self.address) == "ipv4" else 128
+        if self.prefix is not None and self.prefix > limit:
+            raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} "
+                             f"(0-{limit})")
+        return self
 
 
 FsType = Literal["template", "mount", "bind", "block", "file", "ram", "volume"]
@@ -158,8 +195,9 @@ class Filesystem(Frozen):
     options: tuple[str, ...] = Field((), description="extra template options")
     readonly: bool = False
     size: Size | None = Field(None, description="ram filesystem size")
-    driver: str | None = Field(None, description="file driver type, e.g. loop or nbd")
-    format: str | None = None
+    driver: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                               description="file driver type, e.g. loop or nbd")
+    format: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     accessmode: Literal["passthrough", "mapped", "squash"] | None = None
     xml: tuple[str, ...] = ()
 
@@ -167,22 +205,50 @@ class Filesystem(Frozen):
     def _source_fits_type(self) -> Filesystem:
         if self.type == "template" and not self.name:
             raise ValueError("a template filesystem needs 'name' (the template to build from)")
-        if self.type in ("mount", "block", "file", "bind") and not self.source:
+        if self.type in ("mount", "block", "file", "bind", "volume") and not self.source:
             raise ValueError(f"a {self.type} filesystem needs 'source'")
         if self.type == "ram" and self.size is None:
             raise ValueError("a ram filesystem needs 'size', e.g. 64MiB")
-        if self.type in ("mount", "block", "file", "bind") and self.source:
+        for fields, types in _FS_ONLY:
+            for name in fields:
+                if getattr(self, name) not in (None, ()) and self.type not in types:
+                    raise ValueError(f"'{name}' applies to {' and '.join(types)} filesystems "
+                                     f"only, not {self.type}")
+        if self.format is not None and self.driver is None:
+            raise ValueError("'format' needs 'driver' (e.g. driver: loop, format: raw)")
+        if self.type == "volume" and self.source:
+            pool, sep, volume = self.source.partition("/")
+            if not (pool and sep and volume) or "/" in volume:
+                raise ValueError(f"a volume source is 'pool/volume', not {self.source!r}")
+        elif self.source:
             from reconciler.model.names import check_abs_path
 
             check_abs_path(self.source)
         return self
 
 
+# fields that only some filesystem types have (anything else would be lost in libvirt XML)
+_FS_ONLY = ((("name", "method", "release", "options"), ("template",)),
+            (("size",), ("ram",)),
+            (("driver", "format"), ("file",)),
+            (("source",), ("template", "mount", "bind", "block", "file", "volume")))
+
 IfType = Literal["bridge", "network", "routed", "direct", "hostdev"]
+# fields a NIC type cannot carry: a moved host NIC keeps its own MAC and name, only `direct`
+# has a macvlan mode, only `routed` has host-side addresses, and `routed` has no source
+_IF_NOT = {
+    "hostdev": ("mac", "mode", "host_dev", "host_mac", "guest_dev", "host_ip", "host_routes",
+                "link", "mtu", "model", "xml"),
+    "routed": ("source", "mode"),
+    "bridge": ("mode", "host_ip", "host_routes"),
+    "network": ("mode", "host_ip", "host_routes"),
+    "direct": ("host_ip", "host_routes"),
+}
 
 
 class Interface(Frozen):
-    """A NIC. `routed` is IP isolation / venet / libvirt `ethernet`; `hostdev` moves a host NIC in."""
+    """A NIC. `routed` is IP isolation / venet / libvirt `ethernet`; `hostdev` moves a host NIC
+    in."""
 
     type: IfType
     source: str | None = Field(None, description="bridge, network, parent device or host NIC")
@@ -193,7 +259,7 @@ class Interface(Frozen):
     guest_dev: Device | None = None
     ip: tuple[IpAddress, ...] = ()
     ranges: tuple[IpRange, ...] = ()
-    gateway: str | None = None
+    gateway: IpText | None = None
     routes: tuple[Route, ...] = ()
     host_ip: tuple[IpAddress, ...] = ()
     host_routes: tuple[Route, ...] = ()
@@ -206,6 +272,9 @@ class Interface(Frozen):
     def _source_needed(self) -> Interface:
         if self.type in ("bridge", "network", "direct", "hostdev") and not self.source:
             raise ValueError(f"a {self.type} interface needs 'source'")
+        for name in _IF_NOT[self.type]:
+            if getattr(self, name) not in (None, ()):
+                raise ValueError(f"a {self.type} interface cannot have '{name}'")
         if self.type in ("bridge", "direct", "hostdev") and self.source:
             from reconciler.model.names import check_device
 
@@ -236,7 +305,7 @@ class Domain(Frozen):
     name: Name
     type: Literal["lxc", "openvz", "vserver", "vz", "kvm", "qemu", "test", "xen"]
     id: int | None = Field(None, ge=1, le=2147483644, description="OpenVZ CTID / VServer context")
-    uuid: str | None = Field(None, pattern=r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+    uuid: str | None = Field(None, pattern=UUID_PATTERN)
     title: str | None = None
     description: str | None = None
     state: RunState = "running"
@@ -267,6 +336,25 @@ class Domain(Frozen):
     xml: tuple[str, ...] = Field((), description="libvirt elements kept as canonical XML")
     devices_xml: tuple[str, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_os_type(cls, value: Any) -> Any:
+        """`os.type` equal to the domain type's default is the same as leaving it out."""
+        if isinstance(value, dict) and isinstance(value.get("os"), dict):
+            os_part = value["os"]
+            if os_part.get("type") is not None and \
+                    os_part.get("type") == DEFAULT_OS_TYPE.get(value.get("type")):  # type: ignore[arg-type]
+                os_part = {k: v for k, v in os_part.items() if k != "type"}
+                value = {**value, "os": os_part or None}
+        return value
+
+    @field_validator("interfaces")
+    @classmethod
+    def _hostdevs_last(cls, value: tuple[Interface, ...]) -> tuple[Interface, ...]:
+        """Moved host NICs come after the others, as libvirt writes `<hostdev>` after
+        `<interface>`; their order relative to other NICs means nothing."""
+        return tuple(sorted(value, key=lambda nic: nic.type == "hostdev"))
+
     @field_validator("limits")
     @classmethod
     def _known_beancounters(cls, value: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
@@ -288,6 +376,10 @@ class Domain(Frozen):
         if self.memory is not None and self.current_memory is not None and \
                 self.current_memory > self.memory:
             raise ValueError("current_memory is above memory")
+        if self.type not in DEFAULT_OS_TYPE and (self.os is None or self.os.type is None) and (
+                self.arch or self.init or self.os):
+            raise ValueError(f"a {self.type} domain with arch, init or os settings needs os.type "
+                             "(e.g. hvm); it has no default")
         return self
 
     @property

@@ -43,5 +43,6 @@ def check_abs_path(value: str) -> str:
 
 def check_mac(value: str) -> str:
     if not _MAC_RE.match(value):
-        raise ValueError(f"MAC address {value!r} is not valid; write six hex pairs like 52:54:00:12:34:56")
+        raise ValueError(f"MAC address {value!r} is not valid; write six hex pairs like "
+                         "52:54:00:12:34:56")
     return value.lower()

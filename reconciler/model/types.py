@@ -41,12 +41,31 @@ Size = Annotated[
     }),
 ]
 Name = Annotated[str, AfterValidator(check_name),
-                 WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
+                 WithJsonSchema({"type": "string",
+                                 "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
 Device = Annotated[str, AfterValidator(check_device)]
 AbsPath = Annotated[str, AfterValidator(check_abs_path),
                     WithJsonSchema({"type": "string", "pattern": "^/"})]
 Mac = Annotated[str, AfterValidator(check_mac),
-                WithJsonSchema({"type": "string", "pattern": "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"})]
+                WithJsonSchema({"type": "string",
+                                "pattern": "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"})]
+
+
+def ip_family(address: str) -> str:
+    return "ipv6" if ":" in address else "ipv4"
+
+
+def check_ip(value: str) -> str:
+    """One IPv4 or IPv6 address, without a prefix."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address; write e.g. 192.0.2.1 or 2001:db8::1"
+                         ) from None
+    return value
+
+
+IpText = Annotated[str, AfterValidator(check_ip)]
 
 
 def _count(value: Any) -> int:
@@ -92,12 +111,13 @@ class IpAddress(Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> IpAddress:
-        addr = ipaddress.ip_address(self.address)
+        addr = ipaddress.ip_address(check_ip(self.address))
         limit = 32 if addr.version == 4 else 128
         if self.prefix is not None and not 0 <= self.prefix <= limit:
-            raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} (0-{limit})")
+            raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} "
+                             f"(0-{limit})")
         if self.peer is not None:
-            ipaddress.ip_address(self.peer)
+            check_ip(self.peer)
         return self
 
     @property
@@ -131,8 +151,15 @@ class IpRange(Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> IpRange:
-        if ipaddress.ip_address(self.start) > ipaddress.ip_address(self.end):
+        start, end = ipaddress.ip_address(check_ip(self.start)), ipaddress.ip_address(
+            check_ip(self.end))
+        if start.version != end.version:
+            raise ValueError(f"range {self.start}-{self.end} mixes IPv4 and IPv6")
+        if int(start) > int(end):
             raise ValueError(f"range {self.start}-{self.end} ends before it starts")
+        limit = 32 if start.version == 4 else 128
+        if self.prefix is not None and not 0 <= self.prefix <= limit:
+            raise ValueError(f"prefix /{self.prefix} is out of range for {self.start} (0-{limit})")
         return self
 
     @model_serializer(mode="plain")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from reconciler.errors import Location, SpecError
 from reconciler.model import KINDS, Domain, Network, Profile, Spec
 from reconciler.specs import yaml_io
-from reconciler.specs.xml_read import NS, decode, read_domain, read_network
+from reconciler.specs.xml_read import NS, decode, line_of, read_domain, read_network
 from reconciler.specs.xmlsafe import MAX_SPEC_BYTES, parse_xml
 
 SPEC_SUFFIXES = (".xml", ".yaml", ".yml")
@@ -68,7 +68,14 @@ def load_bytes(data: bytes, name: str) -> Loaded:
     try:
         objects = _parse(data, name)
     except SpecError as exc:
-        return Loaded(name, digest, errors=(exc,))
+        return Loaded(name, digest, errors=(exc.at(Location(name, 1, 1)),))
+    except RecursionError:
+        return Loaded(name, digest, errors=(SpecError(
+            "spec is nested too deeply to read", Location(name, 1, 1)),))
+    except Exception as exc:  # a reader bug must not take the whole directory down
+        return Loaded(name, digest, errors=(SpecError(
+            f"internal error while reading this file ({type(exc).__name__}: {exc}); "
+            "please report it", Location(name, 1, 1)),))
     return Loaded(name, digest, objects=tuple(objects))
 
 
@@ -80,7 +87,8 @@ def _parse(data: bytes, name: str) -> list[tuple[Spec, int]]:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"file is not UTF-8 text (byte {exc.start})", Location(name, 1, 1)) from None
+        raise SpecError(f"file is not UTF-8 text (byte {exc.start}); specs are UTF-8",
+                        Location(name, 1, 1)) from None
     if name.endswith(".xml"):
         return [_from_xml(data, name)]
     return _from_yaml(data, name)
@@ -98,8 +106,8 @@ def _from_xml(data: bytes, name: str) -> tuple[Spec, int]:
     else:
         raise SpecError(f"unknown root element <{etree.QName(root).localname}>; "
                         "valid: <domain>, <network>, or <rc:profile>",
-                        Location(name, root.sourceline or 1, 1))
-    return _validate(raw, name, lambda path: (_nearest(lines, path), 1)), root.sourceline or 1
+                        Location(name, line_of(root), 1))
+    return _validate(raw, name, lambda path: (_nearest(lines, path), 1)), line_of(root)
 
 
 def _nearest(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int:

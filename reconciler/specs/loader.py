@@ -180,7 +180,7 @@ def _check_cycles(result: SpecSet, domains: dict[str, Entry]) -> None:
         if state.get(name) == 2 or name not in domains:
             return
         if state.get(name) == 1:
-            cycle = trail[trail.index(name):] + [name]
+            cycle = [*trail[trail.index(name):], name]
             _fail(result, domains[name], f"dependency cycle: {' -> '.join(cycle)}")
             return
         state[name] = 1

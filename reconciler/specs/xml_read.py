@@ -12,6 +12,7 @@ from typing import Any
 
 from lxml import etree
 
+from reconciler.errors import Location, SpecError
 from reconciler.specs.xmlsafe import canonical_xml
 
 NS = "urn:reconciler:spec:1"
@@ -19,7 +20,38 @@ Q_EXT = f"{{{NS}}}spec"
 
 KIB = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
        "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4,
-       "tib": 1024**4, "tb": 1000**4}
+       "tib": 1024**4, "tb": 1000**4, "p": 1024**5, "pib": 1024**5, "pb": 1000**5}
+UNIT_NAMES = "bytes, KiB, MiB, GiB, TiB, PiB (or KB, MB, ... for powers of 1000)"
+
+
+TOP_ORDER = ["name", "uuid", "genid", "title", "description", "metadata", "maxMemory", "memory",
+              "currentMemory", "blkiotune", "memtune", "memoryBacking", "vcpu", "vcpus",
+              "iothreads", "cputune", "numatune", "resource", "sysinfo", "bootloader",
+              "bootloader_args", "os", "idmap", "features", "cpu", "clock", "on_poweroff",
+              "on_reboot", "on_crash", "pm", "perf", "devices", "seclabel"]
+DEV_ORDER = ["emulator", "disk", "controller", "lease", "filesystem", "interface", "smartcard",
+              "serial", "parallel", "console", "channel", "input", "tpm", "graphics", "sound",
+              "audio", "video", "hostdev"]
+NET_ORDER = ["name", "uuid", "title", "description", "metadata", "forward", "bridge", "mtu",
+              "mac", "domain", "dns", "ip", "route"]
+
+
+def in_libvirt_order(kept: list[str], order: list[str]) -> list[str]:
+    """Elements kept as XML, in the order libvirt writes them (same tags keep their order),
+    so a hand-ordered spec and `virsh dumpxml` output give equal models."""
+    rank = {tag: i for i, tag in enumerate(order)}
+
+    def key(text: str) -> int:
+        if text.startswith("@"):
+            return -1
+        tag = text[1:].split(None, 1)[0].split(">", 1)[0].split("/", 1)[0]
+        return rank.get(tag, len(order))
+
+    return sorted(kept, key=key)
+
+
+ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 - a default route's destination, not a bind
+_TEXT_FIELDS = ("name", "uuid", "title", "description")
 
 
 class Untyped(Exception):
@@ -27,6 +59,17 @@ class Untyped(Exception):
 
 
 Lines = dict[tuple[Any, ...], int]
+
+
+def line_of(el: etree._Element) -> int:
+    """The element's 1-based source line (1 when lxml does not know it)."""
+    line = el.sourceline
+    return line if isinstance(line, int) and line > 0 else 1
+
+
+def bad(el: etree._Element, message: str) -> SpecError:
+    """A value libvirt would refuse, placed at its element (the file is filled in later)."""
+    return SpecError(message, Location("", line_of(el), 1))
 
 
 def _only(el: etree._Element, attrs: tuple[str, ...] = (), children: tuple[str, ...] = (),
@@ -40,12 +83,20 @@ def _only(el: etree._Element, attrs: tuple[str, ...] = (), children: tuple[str, 
         raise Untyped
 
 
-def _scaled(el: etree._Element, default_unit: str = "kib", attr: str = "unit") -> str:
+def _scaled(el: etree._Element, default_unit: str = "kib", attr: str = "unit",
+            value: str | None = None) -> str:
     """A libvirt scaled integer as an exact byte count the model parses ('123B')."""
-    unit = el.get(attr, default_unit).lower()
-    if unit not in KIB or not (el.text or "").strip().isdigit():
-        raise Untyped
-    return f"{int((el.text or '0').strip()) * KIB[unit]}B"
+    unit = el.get(attr, default_unit)
+    number = (el.text if value is None else value) or ""
+    where = f"<{el.tag}>" if value is None else f"<{el.tag} usage=...>"
+    if unit.lower() not in KIB:
+        raise bad(el, f"{where}: unknown {attr} {unit!r}; valid: {UNIT_NAMES}")
+    if not number.strip().isdigit():
+        example = ("<memory unit='MiB'>512</memory>" if value is None else
+                   "<source usage='64' units='MiB'/>")
+        raise bad(el, f"{where}: {number.strip()!r} is not a size; write a whole number "
+                  f"(with a unit), e.g. {example}")
+    return f"{int(number.strip()) * KIB[unit.lower()]}B"
 
 
 def _bool(value: str | None) -> bool | None:
@@ -58,10 +109,11 @@ def _ip(el: etree._Element) -> dict[str, Any] | str:
     family = el.get("family")
     if family and family != ("ipv6" if ":" in address else "ipv4"):
         raise Untyped
-    if el.get("peer"):
-        return {"address": address, "prefix": int(el.get("prefix", "0")) if el.get("prefix")
-                else None, "peer": el.get("peer")}
-    return address + (f"/{el.get('prefix')}" if el.get("prefix") else "")
+    if el.get("peer") is not None:
+        return {"address": address, "prefix": el.get("prefix"), "peer": el.get("peer")}
+    if el.get("prefix") is not None and not el.get("prefix", "").isdigit():
+        return {"address": address, "prefix": el.get("prefix")}  # the model names the problem
+    return address + (f"/{el.get('prefix')}" if el.get("prefix") is not None else "")
 
 
 def _routes(els: list[etree._Element], allow_gateway: bool) -> tuple[str | None, list[Any]]:
@@ -71,17 +123,15 @@ def _routes(els: list[etree._Element], allow_gateway: bool) -> tuple[str | None,
         _only(el, ("family", "address", "prefix", "gateway", "metric"))
         if el.get("gateway") is None or el.get("address") is None:
             raise Untyped
-        default = el.get("address") in ("0.0.0.0", "::") and el.get("prefix") in (None, "0")
+        default = el.get("address") in ANY_ADDRESS and el.get("prefix") in (None, "0")
         if allow_gateway and default and gateway is None and el.get("metric") is None \
                 and el.get("family") in (None, "ipv6" if ":" in el.get("address", "") else "ipv4"):
             gateway = el.get("gateway")
             continue
         route: dict[str, Any] = {"address": el.get("address"), "gateway": el.get("gateway")}
-        for key in ("prefix", "metric"):
+        for key in ("prefix", "metric", "family"):
             if el.get(key) is not None:
-                route[key] = int(el.get(key, "0"))
-        if el.get("family"):
-            route["family"] = el.get("family")
+                route[key] = el.get(key)
         routes.append(route)
     return gateway, routes
 
@@ -95,23 +145,29 @@ def _filesystem(el: etree._Element) -> dict[str, Any]:
     fs: dict[str, Any] = {"type": fstype}
     if el.get("accessmode"):
         fs["accessmode"] = el.get("accessmode")
-    source_attr = {"mount": "dir", "bind": "dir", "block": "dev", "file": "file",
-                   "template": "name", "ram": "usage"}.get(fstype)
-    if source_attr is None:
+    source_attrs = {"mount": ("dir",), "bind": ("dir",), "block": ("dev",), "file": ("file",),
+                    "template": ("name",), "ram": ("usage", "units"),
+                    "volume": ("pool", "volume")}.get(fstype)
+    if source_attrs is None:
         raise Untyped
+    tags = [child.tag for child in el]
+    if len(set(tags)) != len(tags):
+        raise Untyped  # a repeated child: not a shape the model has
+    if ("space_hard_limit" in tags) != ("space_soft_limit" in tags):
+        raise Untyped  # the quota is a soft:hard pair; one alone stays as written
     for child in el:
         if child.tag == "source":
-            allowed = (source_attr, "units") if fstype == "ram" else (source_attr,)
-            _only(child, allowed)
+            _only(child, source_attrs)
             if fstype == "ram":
-                unit = child.get("units", "KiB").lower()
-                if unit not in KIB:
-                    raise Untyped
-                fs["size"] = f"{int(child.get('usage', '0')) * KIB[unit]}B"
+                fs["size"] = _scaled(child, "KiB", "units", child.get("usage", ""))
             elif fstype == "template":
                 fs["name"] = child.get("name")
+            elif fstype == "volume":
+                if child.get("pool") is None or child.get("volume") is None:
+                    raise Untyped
+                fs["source"] = f"{child.get('pool')}/{child.get('volume')}"
             else:
-                fs["source"] = child.get(source_attr)
+                fs["source"] = child.get(source_attrs[0])
         elif child.tag == "target":
             _only(child, ("dir",))
             fs["target"] = child.get("dir")
@@ -120,15 +176,29 @@ def _filesystem(el: etree._Element) -> dict[str, Any]:
             fs["readonly"] = True
         elif child.tag == "driver":
             _only(child, ("type", "format"))
-            fs["driver"], fs["format"] = child.get("type"), child.get("format")
+            if child.get("type") is None:
+                raise Untyped
+            fs["driver"] = child.get("type")
+            if child.get("format") is not None:
+                fs["format"] = child.get("format")
         elif child.tag in ("space_hard_limit", "space_soft_limit"):
+            _only(child, ("unit",), text=True)
             fs[child.tag] = _scaled(child, "bytes")
+    if "space_hard_limit" in fs and fs.get("target") != "/":
+        raise Untyped  # the model's quota belongs to the root filesystem only
     return fs
+
+
+def _no_repeats(el: etree._Element, repeatable: tuple[str, ...] = ()) -> None:
+    tags = [c.tag for c in el if c.tag not in repeatable]
+    if len(set(tags)) != len(tags):
+        raise Untyped
 
 
 def _interface(el: etree._Element) -> dict[str, Any]:
     _only(el, ("type",), ("mac", "source", "target", "guest", "ip", "route", "link", "mtu",
                           "model"))
+    _no_repeats(el, ("ip", "route"))
     xtype = el.get("type")
     kind = {"bridge": "bridge", "network": "network", "ethernet": "routed",
             "direct": "direct"}.get(xtype or "")
@@ -146,8 +216,7 @@ def _interface(el: etree._Element) -> dict[str, Any]:
             if kind == "routed":
                 _only(child, (), ("ip", "route"))
                 nic["host_ip"] = [_ip(c) for c in child if c.tag == "ip"]
-                gw, routes = _routes([c for c in child if c.tag == "route"], False)
-                nic["host_routes"] = routes
+                _gw, nic["host_routes"] = _routes([c for c in child if c.tag == "route"], False)
             else:
                 attr = {"bridge": "bridge", "network": "network", "direct": "dev"}[kind]
                 _only(child, (attr, "mode") if kind == "direct" else (attr,))
@@ -169,7 +238,7 @@ def _interface(el: etree._Element) -> dict[str, Any]:
             nic["link"] = child.get("state")
         elif tag == "mtu":
             _only(child, ("size",))
-            nic["mtu"] = int(child.get("size", "0"))
+            nic["mtu"] = child.get("size")
         elif tag == "model":
             _only(child, ("type",))
             nic["model"] = child.get("type")
@@ -182,6 +251,7 @@ def _hostdev_net(el: etree._Element) -> dict[str, Any]:
     _only(el, ("mode", "type"), ("source", "ip", "route"))
     if el.get("mode") != "capabilities" or el.get("type") != "net":
         raise Untyped
+    _no_repeats(el, ("ip", "route"))
     nic: dict[str, Any] = {"type": "hostdev"}
     source = el.find("source")
     if source is None:
@@ -212,13 +282,22 @@ def _console(els: list[etree._Element], dtype: str) -> dict[str, Any]:
 
 
 def _os(el: etree._Element, dom: dict[str, Any]) -> None:
+    if el.attrib or (el.text and el.text.strip()):
+        raise Untyped
+    _no_repeats(el, ("initarg", "initenv", "boot"))
     init: dict[str, Any] = {}
     rest: list[str] = []
     os_part: dict[str, Any] = {}
     for child in el:
         tag = child.tag
-        if tag == "type":
+        if not isinstance(tag, str):
+            continue
+        if len(child) and tag != "type":
+            rest.append(canonical_xml(child))
+        elif tag == "type":
             _only(child, ("arch", "machine"), text=True)
+            if not (child.text or "").strip():
+                raise Untyped
             os_part["type"] = (child.text or "").strip()
             if child.get("arch"):
                 dom["arch"] = child.get("arch")
@@ -253,49 +332,57 @@ def _idmap(el: etree._Element) -> list[dict[str, Any]]:
     out = []
     for child in el:
         _only(child, ("start", "target", "count"))
-        out.append({"kind": child.tag, **{k: int(child.get(k, "0"))
-                                          for k in ("start", "target", "count")}})
+        out.append({"kind": child.tag, **{k: child.get(k) for k in ("start", "target", "count")}})
     return out
 
 
 def _memtune(el: etree._Element) -> dict[str, Any]:
     _only(el, (), ("hard_limit", "soft_limit", "swap_hard_limit", "min_guarantee"))
+    _no_repeats(el)
+    for child in el:
+        _only(child, ("unit",), text=True)
     return {child.tag: _scaled(child) for child in el}
 
 
 def _cputune(el: etree._Element) -> dict[str, Any]:
     _only(el, (), ("shares", "period", "quota"))
+    _no_repeats(el)
     out = {}
     for child in el:
         _only(child, text=True)
-        out[child.tag] = int((child.text or "").strip())
+        out[child.tag] = (child.text or "").strip()
     return out
 
 
 def read_domain(root: etree._Element, lines: Lines) -> dict[str, Any]:
     """The model's input dict for a `<domain>` element; `lines` gets path -> source line."""
     dom: dict[str, Any] = {"kind": "Domain", "type": root.get("type")}
-    lines[()] = root.sourceline or 1
-    extra: list[str] = []
+    lines[()] = line_of(root)
+    extra: list[str] = [f"@{key!s}={value!s}" for key, value in root.attrib.items()
+                        if key != "type"]
     devices_extra: list[str] = []
     cpu: dict[str, Any] = {}
     ext: dict[str, Any] = {}
+    seen: set[str] = set()
     for child in root:
         if not isinstance(child.tag, str):
             continue
         tag = child.tag
-        lines[(_FIELD_OF.get(tag, "xml"),)] = child.sourceline or 1
+        line = line_of(child)
+        for field in _FIELD_OF.get(tag, ("xml",)):
+            lines.setdefault((field,), line)
         try:
-            if tag in ("name", "uuid", "title", "description") and not child.attrib and not len(child):
+            if tag in seen:
+                raise Untyped  # a second <memory>, <os>, ...: keep it as written
+            seen.add(tag)
+            if tag in _TEXT_FIELDS and not child.attrib and not len(child):
                 dom[tag] = (child.text or "").strip()
             elif tag == "metadata":
-                ext, others = _metadata(child)
+                ext, others = _metadata(child, lines, DOMAIN_EXT, _DOMAIN_EXT_PARTS)
                 if others is not None:
                     extra.append(others)
             elif tag in ("memory", "currentMemory"):
-                _only(child, ("unit", "dumpCore") if tag == "memory" else ("unit",), text=True)
-                if child.get("dumpCore"):
-                    raise Untyped
+                _only(child, ("unit",), text=True)
                 dom["memory" if tag == "memory" else "current_memory"] = _scaled(child)
             elif tag == "memtune":
                 dom["memtune"] = _memtune(child)
@@ -303,7 +390,7 @@ def read_domain(root: etree._Element, lines: Lines) -> dict[str, Any]:
                 _only(child, ("placement", "cpuset"), text=True)
                 if child.get("placement") not in (None, "static"):
                     raise Untyped
-                cpu["count"] = int((child.text or "").strip())
+                cpu["count"] = (child.text or "").strip()
                 if child.get("cpuset"):
                     cpu["cpuset"] = child.get("cpuset")
             elif tag == "cputune":
@@ -321,42 +408,54 @@ def read_domain(root: etree._Element, lines: Lines) -> dict[str, Any]:
     if cpu:
         dom["cpu"] = cpu
     if extra:
-        dom["xml"] = extra
+        dom["xml"] = in_libvirt_order(extra, TOP_ORDER)
     if devices_extra:
-        dom["devices_xml"] = devices_extra
+        dom["devices_xml"] = in_libvirt_order(devices_extra, DEV_ORDER)
     _merge_extension(dom, ext)
     return dom
 
 
-_FIELD_OF = {"name": "name", "uuid": "uuid", "memory": "memory", "currentMemory": "current_memory",
-             "memtune": "memtune", "vcpu": "cpu", "cputune": "cpu", "os": "init",
-             "idmap": "idmap", "devices": "devices_xml", "metadata": "metadata"}
+_FIELD_OF = {"name": ("name",), "uuid": ("uuid",), "title": ("title",),
+             "description": ("description",), "memory": ("memory",),
+             "currentMemory": ("current_memory",), "memtune": ("memtune",),
+             "vcpu": ("cpu",), "cputune": ("cpu",), "os": ("init", "os", "arch"),
+             "idmap": ("idmap",), "devices": ("devices_xml",), "metadata": ("metadata",)}
+# device kinds whose order means something: once one is kept as XML, later ones are too, so
+# writing typed ones first cannot reorder them (mount order, NIC names eth0, eth1, ...)
+_ORDERED_DEVICES = ("filesystem", "interface")
 
 
 def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str], lines: Lines) -> None:
+    if el.attrib or (el.text and el.text.strip()):
+        raise Untyped
     filesystems: list[Any] = []
     interfaces: list[Any] = []
     consoles: list[etree._Element] = []
+    untyped: set[str] = set()
     for child in el:
         if not isinstance(child.tag, str):
             continue
+        line = line_of(child)
         try:
+            if child.tag in untyped:
+                raise Untyped
             if child.tag == "filesystem":
-                lines[("filesystems", len(filesystems))] = child.sourceline or 1
                 filesystems.append(_filesystem(child))
+                lines[("filesystems", len(filesystems) - 1)] = line
             elif child.tag == "interface":
-                lines[("interfaces", len(interfaces))] = child.sourceline or 1
                 interfaces.append(_interface(child))
+                lines[("interfaces", len(interfaces) - 1)] = line
             elif child.tag == "hostdev":
-                nic = _hostdev_net(child)
-                lines[("interfaces", len(interfaces))] = child.sourceline or 1
-                interfaces.append(nic)
+                interfaces.append(_hostdev_net(child))
+                lines[("interfaces", len(interfaces) - 1)] = line
             elif child.tag == "console":
-                lines[("console",)] = child.sourceline or 1
+                lines.setdefault(("console",), line)
                 consoles.append(child)
             else:
                 raise Untyped
         except Untyped:
+            if child.tag in _ORDERED_DEVICES:
+                untyped.add(child.tag)
             extra.append(canonical_xml(child))
     if consoles:
         try:
@@ -364,10 +463,12 @@ def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str], lines: L
         except Untyped:
             extra.extend(canonical_xml(c) for c in consoles)
     # quota space lives on the root filesystem in libvirt XML
-    for fs in filesystems:
+    for index, fs in enumerate(filesystems):
+        if "space_hard_limit" in fs:
+            lines[("quota",)] = lines[("filesystems", index)]
         hard, soft = fs.pop("space_hard_limit", None), fs.pop("space_soft_limit", None)
-        if fs.get("target") == "/" and (hard or soft):
-            dom.setdefault("quota", {})["space"] = [soft or hard, hard or soft]
+        if hard is not None and soft is not None:
+            dom.setdefault("quota", {})["space"] = [soft, hard]
     if filesystems:
         dom["filesystems"] = filesystems
     if interfaces:
@@ -376,29 +477,91 @@ def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str], lines: L
 
 # --------------------------------------------------------------------------- extension
 
-def _metadata(el: etree._Element) -> tuple[dict[str, Any], str | None]:
+# Domain fields libvirt XML has no place for: they live in `<metadata><rc:spec>`.
+DOMAIN_EXT = ("id", "state", "autostart", "start_order", "hostname", "profile", "limits",
+              "scheduler", "dns", "depends_on", "protect", "removal", "allow_replace", "hosts")
+IF_EXT = ("host_mac", "ranges")
+FS_EXT = ("method", "release", "options")
+NET_EXT = ("state", "autostart", "protect", "hosts")
+# what may appear in the extension beside those: the parts of typed pieces libvirt lacks
+_DOMAIN_EXT_PARTS = {"cpu": ("limit",), "quota": ("space", "inodes", "time", "ugid_limit",
+                                                    "users"),
+                     "interfaces": IF_EXT, "filesystems": (*FS_EXT, "source")}
+
+
+def _metadata(el: etree._Element, lines: Lines, allowed: tuple[str, ...],
+              parts: dict[str, tuple[str, ...]]) -> tuple[dict[str, Any], str | None]:
     """Our extension dict, and the rest of `<metadata>` (other tools' entries) as XML."""
-    ours: dict[str, Any] = {}
+    ours: dict[str, Any] | None = None
     keep = False
     for child in list(el):
-        if child.tag == Q_EXT and not ours:
-            ours = decode(child)
+        if child.tag == Q_EXT and ours is None:
+            value = decode(child, lines)
+            if value == "":
+                value = {}
+            if not isinstance(value, dict):
+                raise bad(child, "<rc:spec> must hold named fields (e.g. <rc:state>running"
+                          "</rc:state>), not a list or text")
+            _check_extension(value, allowed, parts, lines, line_of(child))
+            ours = value
             el.remove(child)
         elif isinstance(child.tag, str):
             keep = True
-    return ours, canonical_xml(el) if keep else None
+    return ours or {}, canonical_xml(el) if keep else None
 
 
-def decode(el: etree._Element) -> Any:
-    """Our generic XML form of JSON data: `<item>` children make a list, others a dict."""
+def _key(el: etree._Element) -> str:
+    local = etree.QName(el).localname
+    return el.get("key", "") if local == "entry" else local
+
+
+def decode(el: etree._Element, lines: Lines | None = None, path: tuple[Any, ...] = ()) -> Any:
+    """Our generic XML form of JSON data: `<item>` children make a list, others a dict
+    (`<entry key='...'>` for keys that are not XML names); `lines` gets each path's line."""
     children = [c for c in el if isinstance(c.tag, str)]
     if not children:
         if el.get("list") == "yes":
             return []
+        if el.get("map") == "yes":
+            return {}
         return el.text or ""
     if all(etree.QName(c).localname == "item" for c in children):
-        return [decode(c) for c in children]
-    return {etree.QName(c).localname: decode(c) for c in children}
+        out_list = []
+        for index, child in enumerate(children):
+            if lines is not None:
+                lines[(*path, index)] = line_of(child)
+            out_list.append(decode(child, lines, (*path, index)))
+        return out_list
+    out: dict[str, Any] = {}
+    for child in children:
+        key = _key(child)
+        if lines is not None:
+            lines[(*path, key)] = line_of(child)
+        if key in out:
+            raise bad(child, f"<rc:{etree.QName(child).localname}> appears twice in <rc:spec>; "
+                      "give each field once")
+        out[key] = decode(child, lines, (*path, key))
+    return out
+
+
+def _check_extension(ext: dict[str, Any], allowed: tuple[str, ...],
+                     parts: dict[str, tuple[str, ...]], lines: Lines, line: int) -> None:
+    """Only fields libvirt has no element for may come from the extension: a second copy of,
+    say, the memory size would be a second truth."""
+    for key, value in ext.items():
+        where = Location("", lines.get((key,), line), 1)
+        if key in allowed:
+            continue
+        if key not in parts:
+            raise SpecError(f"<rc:spec>: unknown field {key!r}; valid: "
+                            f"{', '.join([*allowed, *parts])}", where)
+        for index, item in enumerate(value if isinstance(value, list) else [value]):
+            for sub in item if isinstance(item, dict) else ():
+                if sub not in parts[key]:
+                    at = Location("", lines.get((key, index, sub), lines.get((key, sub), line)), 1)
+                    raise SpecError(f"<rc:spec>: {key}.{sub} does not belong in the extension; "
+                                    f"libvirt XML has its own element for it (valid in the "
+                                    f"extension: {', '.join(parts[key])})", at)
 
 
 def _merge_extension(dom: dict[str, Any], ext: dict[str, Any]) -> None:
@@ -411,10 +574,8 @@ def _merge_extension(dom: dict[str, Any], ext: dict[str, Any]) -> None:
                     items[index].update(part)
                 elif isinstance(part, dict) and part:
                     items.append(part)
-        elif key == "quota" and isinstance(value, dict):
-            dom.setdefault("quota", {}).update(value)
-        elif key == "cpu" and isinstance(value, dict):
-            dom.setdefault("cpu", {}).update(value)
+        elif key in ("quota", "cpu") and isinstance(value, dict):
+            dom.setdefault(key, {}).update(value)
         else:
             dom[key] = value
 
@@ -423,52 +584,57 @@ def _merge_extension(dom: dict[str, Any], ext: dict[str, Any]) -> None:
 
 def read_network(root: etree._Element, lines: Lines) -> dict[str, Any]:
     net: dict[str, Any] = {"kind": "Network"}
-    lines[()] = root.sourceline or 1
+    lines[()] = line_of(root)
     extra: list[str] = []
     ext: dict[str, Any] = {}
-    for key in root.attrib:
+    for key, value in root.attrib.items():
         if key == "ipv6":
-            net["ipv6"] = _bool(root.get("ipv6"))
-        elif key != "connections":
-            extra.append(f"@{key}={root.get(key)}")
+            net["ipv6"] = value
+        elif key != "connections":  # live only: how many guests are attached right now
+            extra.append(f"@{key!s}={value!s}")
     ips: list[Any] = []
+    seen: set[str] = set()
+    ip_untyped = False
     for child in root:
         if not isinstance(child.tag, str):
             continue
         tag = child.tag
-        lines[(tag if tag in ("name", "uuid", "bridge", "forward", "mac", "domain") else "xml",)] = \
-            child.sourceline or 1
+        line = line_of(child)
+        lines.setdefault((_NET_FIELD.get(tag, "xml"),), line)
         try:
-            if tag in ("name", "uuid", "title", "description") and not child.attrib and not len(child):
+            if tag in seen and tag not in ("ip", "route", "portgroup"):
+                raise Untyped
+            seen.add(tag)
+            if tag in _TEXT_FIELDS and not child.attrib and not len(child):
                 net[tag] = (child.text or "").strip()
             elif tag == "metadata":
-                ext, others = _metadata(child)
+                ext, others = _metadata(child, lines, NET_EXT, {})
                 if others is not None:
                     extra.append(others)
             elif tag == "bridge":
                 _only(child, ("name", "stp", "delay", "zone", "macTableManager"))
                 bridge: dict[str, Any] = {}
-                if child.get("name"):
-                    bridge["name"] = child.get("name")
-                if child.get("stp"):
-                    bridge["stp"] = _bool(child.get("stp"))
-                if child.get("delay"):
-                    bridge["delay"] = int(child.get("delay", "0"))
+                for key in ("name", "stp", "delay"):
+                    if child.get(key) is not None:
+                        bridge[key] = child.get(key)
                 other = {k: v for k, v in child.attrib.items() if k not in ("name", "stp", "delay")}
                 if other:
                     bridge["xml_attrs"] = dict(other)
                 net["bridge"] = bridge
             elif tag == "forward":
+                if child.text and child.text.strip():
+                    raise Untyped
                 forward: dict[str, Any] = {"mode": child.get("mode", "nat")}
-                if child.get("dev"):
+                if child.get("dev") is not None:
                     forward["dev"] = child.get("dev")
                 other = {k: v for k, v in child.attrib.items() if k not in ("mode", "dev")}
                 if other:
                     forward["xml_attrs"] = dict(other)
                 kids = [c for c in child if isinstance(c.tag, str)]
                 # libvirt repeats forward@dev as a child <interface dev>; that copy is implied
-                kids = [c for c in kids if not (c.tag == "interface" and dict(c.attrib) ==
-                                                {"dev": child.get("dev")} and len(kids) == 1)]
+                implied = {"dev": child.get("dev")}
+                kids = [c for c in kids if not (c.tag == "interface" and dict(c.attrib.items()) ==
+                                                implied and not len(c) and len(kids) == 1)]
                 if kids:
                     forward["xml"] = [canonical_xml(c) for c in kids]
                 net["forward"] = forward
@@ -480,20 +646,28 @@ def read_network(root: etree._Element, lines: Lines) -> dict[str, Any]:
                 net["domain"] = child.get("name")
             elif tag == "mtu":
                 _only(child, ("size",))
-                net["mtu"] = int(child.get("size", "0"))
+                net["mtu"] = child.get("size")
             elif tag == "ip":
-                lines[("ips", len(ips))] = child.sourceline or 1
+                if ip_untyped:
+                    raise Untyped  # keep the order of addresses: once one is XML, all after are
                 ips.append(_net_ip(child))
+                lines[("ips", len(ips) - 1)] = line
             else:
                 raise Untyped
         except Untyped:
+            ip_untyped = ip_untyped or tag == "ip"
             extra.append(canonical_xml(child))
     if ips:
         net["ips"] = ips
     if extra:
-        net["xml"] = extra
+        net["xml"] = in_libvirt_order(extra, NET_ORDER)
     net.update(ext)
     return net
+
+
+_NET_FIELD = {"name": "name", "uuid": "uuid", "title": "title", "description": "description",
+              "bridge": "bridge", "forward": "forward", "mac": "mac", "domain": "domain",
+              "mtu": "mtu", "ip": "ips", "metadata": "metadata"}
 
 
 def _net_ip(el: etree._Element) -> dict[str, Any]:
@@ -502,7 +676,11 @@ def _net_ip(el: etree._Element) -> dict[str, Any]:
     family = el.get("family")
     if family and family != ("ipv6" if ":" in address else "ipv4"):
         raise Untyped
-    out: dict[str, Any] = {"address": address + (f"/{el.get('prefix')}" if el.get("prefix") else "")}
+    if len(el.findall("dhcp")) > 1 or any(d.attrib or (d.text and d.text.strip())
+                                          for d in el.findall("dhcp")):
+        raise Untyped
+    prefix = f"/{el.get('prefix')}" if el.get("prefix") else ""
+    out: dict[str, Any] = {"address": address + prefix}
     if el.get("netmask"):
         out["netmask"] = el.get("netmask")
     extra = []

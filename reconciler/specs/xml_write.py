@@ -12,28 +12,22 @@ from typing import Any
 from lxml import etree
 
 from reconciler.model import Domain, Network, canonical
-from reconciler.model.domain import CONTAINER_TYPES
-from reconciler.specs.xml_read import NS
+from reconciler.model.domain import DEFAULT_OS_TYPE
+from reconciler.model.units import parse_size
+from reconciler.specs.xml_read import (
+    ANY_ADDRESS,
+    DEV_ORDER,
+    DOMAIN_EXT,
+    FS_EXT,
+    IF_EXT,
+    NET_EXT,
+    NS,
+    TOP_ORDER,
+)
 from reconciler.specs.xmlsafe import element_from_text
 
 _NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-# Domain fields that libvirt XML has no place for: they go to the extension element.
-DOMAIN_EXT = ("id", "state", "autostart", "start_order", "hostname", "profile", "limits",
-              "scheduler", "dns", "depends_on", "protect", "removal", "allow_replace", "hosts")
-IF_EXT = ("host_mac", "ranges")
-FS_EXT = ("method", "release", "options")
-NET_EXT = ("state", "autostart", "protect", "hosts")
-
-_TOP_ORDER = ["name", "uuid", "genid", "title", "description", "metadata", "maxMemory", "memory",
-              "currentMemory", "blkiotune", "memtune", "memoryBacking", "vcpu", "vcpus",
-              "iothreads", "cputune", "numatune", "resource", "sysinfo", "bootloader",
-              "bootloader_args", "os", "idmap", "features", "cpu", "clock", "on_poweroff",
-              "on_reboot", "on_crash", "pm", "perf", "devices", "seclabel"]
-_DEV_ORDER = ["emulator", "disk", "controller", "lease", "filesystem", "interface", "smartcard",
-              "serial", "parallel", "console", "channel", "input", "tpm", "graphics", "sound",
-              "audio", "video", "hostdev"]
-
+_RESERVED = ("item", "entry")  # the names `decode` gives meaning to
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: Any) -> etree._Element:
     el = etree.SubElement(parent, tag, {k: str(v) for k, v in attrs.items() if v is not None})
@@ -42,20 +36,23 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: Any
     return el
 
 
-def encode(parent: etree._Element, key: str, value: Any) -> None:
+def encode(parent: etree._Element, key: str, value: Any, list_item: bool = False) -> None:
     """JSON data as XML in our namespace; the inverse of `xml_read.decode`."""
-    if _NCNAME.match(key):
+    if (_NCNAME.match(key) and key not in _RESERVED) or (key == "item" and list_item):
         el = etree.SubElement(parent, f"{{{NS}}}{key}")
     else:
         el = etree.SubElement(parent, f"{{{NS}}}entry", key=key)
     if isinstance(value, dict):
+        if not value:
+            el.set("map", "yes")
         for k, v in value.items():
-            encode(el, str(k), v)
+            if v is not None:
+                encode(el, str(k), v)
     elif isinstance(value, list | tuple):
         if not value:
             el.set("list", "yes")
         for item in value:
-            encode(el, "item", item)
+            encode(el, "item", item, list_item=True)
     elif isinstance(value, bool):
         el.text = "true" if value else "false"
     else:
@@ -70,11 +67,16 @@ def _order(parent: etree._Element, order: list[str]) -> None:
     parent[:] = children
 
 
-def _size_kib(parent: etree._Element, tag: str, size: str | None) -> None:
-    from reconciler.model.units import parse_size, to_kib
+def _scaled(size: str) -> tuple[str, str]:
+    """(number, unit) for a size: KiB as libvirt prints it, or exact bytes when not whole KiB."""
+    nbytes = parse_size(size)
+    return (str(nbytes // 1024), "KiB") if nbytes % 1024 == 0 else (str(nbytes), "bytes")
 
+
+def _size_kib(parent: etree._Element, tag: str, size: str | None) -> None:
     if size is not None:
-        _sub(parent, tag, str(to_kib(parse_size(size))), unit="KiB")
+        number, unit = _scaled(size)
+        _sub(parent, tag, number, unit=unit)
 
 
 def _ip(parent: etree._Element, tag: str, ip: Any) -> None:
@@ -95,7 +97,7 @@ def _route(parent: etree._Element, route: dict[str, Any]) -> None:
 
 def _gateway(parent: etree._Element, gateway: str | None) -> None:
     if gateway:
-        default = "::" if ":" in gateway else "0.0.0.0"
+        default = ANY_ADDRESS[1] if ":" in gateway else ANY_ADDRESS[0]
         _sub(parent, "route", family="ipv6" if ":" in gateway else "ipv4", address=default,
              gateway=gateway)
 
@@ -103,14 +105,16 @@ def _gateway(parent: etree._Element, gateway: str | None) -> None:
 def _filesystem(devices: etree._Element, fs: dict[str, Any], quota: dict[str, Any]) -> None:
     ftype = fs.get("type", "mount")
     el = _sub(devices, "filesystem", type=ftype, accessmode=fs.get("accessmode"))
-    if fs.get("driver") or fs.get("format"):
-        _sub(el, "driver", type=fs.get("driver"), format=fs.get("format"))
+    if fs.get("driver"):
+        _sub(el, "driver", type=fs["driver"], format=fs.get("format"))
     if ftype == "template":
         _sub(el, "source", name=fs["name"])
     elif ftype == "ram":
-        from reconciler.model.units import parse_size, to_kib
-
-        _sub(el, "source", usage=str(to_kib(parse_size(fs["size"]))), units="KiB")
+        usage, units = _scaled(fs["size"])
+        _sub(el, "source", usage=usage, units=units)
+    elif ftype == "volume":
+        pool, _, volume = fs["source"].partition("/")
+        _sub(el, "source", pool=pool, volume=volume)
     else:
         attr = {"mount": "dir", "bind": "dir", "block": "dev", "file": "file"}[ftype]
         _sub(el, "source", **{attr: fs.get("source")})
@@ -118,8 +122,6 @@ def _filesystem(devices: etree._Element, fs: dict[str, Any], quota: dict[str, An
     if fs.get("readonly"):
         _sub(el, "readonly")
     if fs["target"] == "/" and quota.get("space"):
-        from reconciler.model.units import parse_size
-
         soft, hard = (parse_size(v) for v in quota["space"])
         _sub(el, "space_hard_limit", str(hard), unit="bytes")
         _sub(el, "space_soft_limit", str(soft), unit="bytes")
@@ -190,7 +192,13 @@ def _metadata(root: etree._Element, extras: list[etree._Element], ext: dict[str,
 def domain_element(domain: Domain) -> etree._Element:
     d = canonical(domain)
     root = etree.Element("domain", type=d["type"])
-    extras = [element_from_text(x) for x in d.get("xml", ())]
+    extras = []
+    for x in d.get("xml", ()):
+        if x.startswith("@"):
+            key, _, value = x[1:].partition("=")
+            root.set(key, value)
+        else:
+            extras.append(element_from_text(x))
     _sub(root, "name", d["name"])
     for key in ("uuid", "title", "description"):
         if key in d:
@@ -205,7 +213,7 @@ def domain_element(domain: Domain) -> etree._Element:
     if quota_ext:
         ext["quota"] = quota_ext
     _ext_parts(ext, d, "interfaces", IF_EXT)
-    _ext_parts(ext, d, "filesystems", FS_EXT + ("source",), only_type="template")
+    _ext_parts(ext, d, "filesystems", (*FS_EXT, "source"), only_type="template")
     _metadata(root, extras, ext)
     _size_kib(root, "memory", d.get("memory"))
     _size_kib(root, "currentMemory", d.get("current_memory"))
@@ -220,7 +228,7 @@ def domain_element(domain: Domain) -> etree._Element:
         for key in ("shares", "period", "quota"):
             if key in cpu:
                 _sub(tune, key, str(cpu[key]))
-    _os_element(root, d)
+    _os_element(root, d, extras)
     if d.get("idmap"):
         idmap = _sub(root, "idmap")
         for item in d["idmap"]:
@@ -239,18 +247,18 @@ def domain_element(domain: Domain) -> etree._Element:
                 _sub(console, "target", type=target, port=port)
     for extra in d.get("devices_xml", ()):
         devices.append(element_from_text(extra))
-    _order(devices, _DEV_ORDER)
+    _order(devices, DEV_ORDER)
     if not len(devices):
         root.remove(devices)
     for extra in extras:
         root.append(extra)
-    _order(root, _TOP_ORDER)
+    _order(root, TOP_ORDER)
     return root
 
 
 def _ext_parts(ext: dict[str, Any], d: dict[str, Any], key: str, fields: tuple[str, ...],
                only_type: str | None = None) -> None:
-    parts = []
+    parts: list[dict[str, Any]] = []
     for item in d.get(key, ()):
         if only_type and item.get("type") != only_type:
             parts.append({})
@@ -260,14 +268,16 @@ def _ext_parts(ext: dict[str, Any], d: dict[str, Any], key: str, fields: tuple[s
         ext[key] = parts
 
 
-def _os_element(root: etree._Element, d: dict[str, Any]) -> None:
+def _os_element(root: etree._Element, d: dict[str, Any], extras: list[etree._Element]) -> None:
     os_d = d.get("os", {})
     init = d.get("init", {})
-    os_type = os_d.get("type") or ("exe" if d["type"] in CONTAINER_TYPES else None)
-    if not (os_type or init or os_d):
-        return
+    os_type = os_d.get("type") or DEFAULT_OS_TYPE.get(d["type"])
+    if not os_type:
+        return  # the model refuses os pieces without a type where there is no default
+    if not (os_d or init or d.get("arch")) and any(x.tag == "os" for x in extras):
+        return  # an <os> kept as written stands in for the default one
     os_el = _sub(root, "os")
-    _sub(os_el, "type", os_type or "hvm", arch=d.get("arch"), machine=os_d.get("machine"))
+    _sub(os_el, "type", os_type, arch=d.get("arch"), machine=os_d.get("machine"))
     if "cmd" in init:
         _sub(os_el, "init", init["cmd"])
     for arg in init.get("args", ()):
@@ -342,7 +352,9 @@ def _net_ip(root: etree._Element, ip: dict[str, Any]) -> None:
             for extra in rng.get("xml", ()):
                 r.append(element_from_text(extra))
         for host in ip.get("dhcp_hosts", ()):
-            _sub(dhcp, "host", **{k: host[k] for k in ("mac", "id", "name", "ip") if k in host})
+            h = _sub(dhcp, "host", **{k: host[k] for k in ("mac", "id", "name", "ip") if k in host})
+            for extra in host.get("xml", ()):
+                h.append(element_from_text(extra))
         for extra in ip.get("dhcp_xml", ()):
             dhcp.append(element_from_text(extra))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from reconciler.errors import Location, SpecError
@@ -27,7 +29,8 @@ def parse_xml(data: bytes, file: str) -> etree._Element:
     if root is None:
         raise SpecError("empty XML document", Location(file, 1, 1))
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = tree.docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise SpecError("DOCTYPE and entity declarations are not allowed in specs",
                         Location(file, 1, 1))
     return root
