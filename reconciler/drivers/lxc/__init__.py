@@ -1,0 +1,537 @@
+"""`lxc`: LXC 4/5 containers through the lxc-* tools and `<lxcpath>/<NAME>/config`.
+
+    observe   one `lxc-ls -f -F NAME,STATE`, then each `<lxcpath>/*/config` and our sidecar
+              `<lxcpath>/<NAME>/reconciler.json` (ownership stamp + last-applied spec, plus
+              what the template wrote at provision time)
+    provision lxc-create -t TEMPLATE (the root filesystem `{type: template, name: ...}`);
+              for busybox, delete the rcS `udhcpc` line (see `_fix_busybox`)
+    define    rewrite the config atomically; keys we do not model are kept, in place
+    update    the same, plus lxc-cgroup for cgroup limits when the container runs
+    start     lxc-start -d, then lxc-wait RUNNING
+    stop      lxc-stop -t TIMEOUT (clean halt, LXC kills after the timeout), -k as last resort
+    undefine  config moved to `config.undefined`; rootfs and sidecar stay (data kept)
+    purge     lxc-destroy, or removal of the kept rootfs when the config is already gone
+
+Update classes follow LXC itself (reference native-formats §3.6): LXC reads the config only
+at start, so everything needs a restart except cgroup limits (lxc-cgroup, live), autostart
+and start order (only lxc-autostart reads them) and DNS (a file in the rootfs). The root
+filesystem and idmap mean a new guest (recreate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.drivers.base import (
+    OWNER,
+    POLICY_FIELDS,
+    LiveObject,
+    Ref,
+    Stamp,
+    Step,
+    UpdateClass,
+    flatten,
+)
+from reconciler.drivers.lxc import rootfs
+from reconciler.drivers.lxc.config import LxcConfig
+from reconciler.drivers.lxc.mapping import (
+    CgroupLayout,
+    Context,
+    cgroup_live,
+    managed_fields,
+    read_spec,
+    resolv_conf_text,
+    unsupported,
+    write_spec,
+)
+from reconciler.drivers.lxc.tools import (
+    RUNNING_STATES,
+    Tools,
+    check_name,
+    parse_cgroup_layout,
+    parse_template_comment,
+)
+from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.model import Domain, canonical
+
+SIDECAR = "reconciler.json"
+UNDEFINED = "config.undefined"
+START_LOG = "reconciler-start.log"
+DEFAULT_LXCPATH = "/var/lib/lxc"
+COMMON_CONF = "/usr/share/lxc/config/common.conf"
+
+_LIVE_FIELDS = frozenset({"memory", "autostart", "start_order"})
+_LIVE_PREFIXES = ("memtune.", "cpu.", "dns.")
+_RECREATE_FIELDS = frozenset({"type", "idmap", "filesystems"})
+
+
+def _root_of(filesystems: Any) -> Any:
+    for fs in filesystems or ():
+        if isinstance(fs, dict) and fs.get("target") == "/":
+            return fs
+    return None
+
+
+class LxcDriver:
+    name = "lxc"
+    types = frozenset({"lxc"})
+
+    def __init__(self, state_dir: str | Path, lxcpath: str | None = None,
+                 stop_timeout: float = 30.0, start_timeout: float = 30.0,
+                 tool_timeout: float = 120.0) -> None:
+        self.state_dir = Path(state_dir)
+        self.lxcpath = os.path.abspath(lxcpath or DEFAULT_LXCPATH)
+        try:
+            self.stop_timeout = float(stop_timeout)
+            self.start_timeout = float(start_timeout)
+        except (TypeError, ValueError):
+            raise ConfigError("lxc: stop_timeout and start_timeout are seconds") from None
+        self.tools = Tools(self.lxcpath, timeout=float(tool_timeout))
+        self._layout: CgroupLayout | None = None
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ================================================================= reading
+    def observe(self) -> list[LiveObject]:
+        if not os.path.isdir(self.lxcpath):
+            return []
+        states = self.tools.states()
+        out = []
+        for entry in sorted(os.scandir(self.lxcpath), key=lambda e: e.name):
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                check_name(entry.name)
+            except PermanentError:
+                continue
+            text = self._read_text(Path(entry.path) / "config")
+            if text is None:
+                continue
+            out.append(self._live(entry.name, text, states.get(entry.name)))
+        return out
+
+    def _live(self, name: str, text: str, lxc_state: str | None) -> LiveObject:
+        sidecar = self._read_sidecar(name)
+        stamp = Stamp.from_json(sidecar)
+        last = stamp.spec if stamp is not None else None
+        cfg = LxcConfig.parse(text)
+        ctx = self._context(name, text, sidecar)
+        resolv = None
+        if last and "dns" in last:
+            resolv = rootfs.read_file(self._rootfs(cfg, name), "etc/resolv.conf") or ""
+        spec, dropped = validated(read_spec(cfg, ctx, last, resolv))
+        extra: dict[str, Any] = {"lxc_state": lxc_state or "UNKNOWN", "lxcpath": self.lxcpath}
+        if dropped:
+            extra["unreadable"] = sorted(dropped)
+        return LiveObject(ref=Ref("Domain", name), type="lxc",
+                          state="running" if lxc_state in RUNNING_STATES else "stopped",
+                          spec=spec, stamp=stamp, data=os.path.isdir(self._rootfs(cfg, name)),
+                          extra=extra)
+
+    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
+                     new: Any = None) -> UpdateClass:
+        """How LXC can make a change. `old`/`new` are optional: with them, a change of the
+        mounts that keeps the root filesystem is a restart, not a new guest."""
+        if field in POLICY_FIELDS:
+            return "live"
+        if field == "filesystems" and (old is not None or new is not None) and \
+                _root_of(old) == _root_of(new):
+            return "restart"
+        if field in _RECREATE_FIELDS:
+            return "recreate"
+        if field in _LIVE_FIELDS or field.startswith(_LIVE_PREFIXES):
+            return "live"
+        return "restart"
+
+    # ================================================================= writing
+    def execute(self, step: Step) -> None:
+        if step.ref.kind != "Domain":
+            raise PermanentError(f"the lxc driver runs containers, not {step.ref.kind}")
+        name = check_name(step.ref.name)
+        with self._lock(name):
+            getattr(self, f"_do_{step.kind}")(step, name)
+
+    def _do_provision(self, step: Step, name: str) -> None:
+        spec = self._spec(step)
+        problems = unsupported(spec)
+        if problems:
+            raise PermanentError(f"{step.ref}: cannot express on LXC: " + "; ".join(problems))
+        cdir = self._dir(name)
+        if (cdir / "config").exists():
+            if not self._owned(name):
+                raise PermanentError(f"{step.ref} already exists on the host and is not managed "
+                                     "by reconciler; leaving it alone")
+            return  # resumed after a crash: already provisioned
+        if (cdir / UNDEFINED).exists():
+            # undefined earlier with its data kept: bring the old config back, reuse the rootfs
+            os.replace(cdir / UNDEFINED, cdir / "config")
+            self._write_stamp(name, step.stamp())
+            return
+        root = _root_of(spec.get("filesystems"))
+        if root is None:
+            raise PermanentError(f"{step.ref}: an LXC container needs a root filesystem "
+                                 "(filesystems: [{target: /, type: template, name: busybox}])")
+        os.makedirs(self.lxcpath, exist_ok=True)
+        if root.get("type") == "template":
+            self._create_from_template(step, name, root)
+        else:
+            cdir.mkdir(mode=0o770, exist_ok=True)
+            base = f"lxc.include = {COMMON_CONF}\n" if os.path.exists(COMMON_CONF) else ""
+            self._write_atomic(cdir / "config", "# LXC container made by reconciler\n" + base,
+                               0o640)
+            self._write_stamp(name, step.stamp(), {"template": None})
+
+    def _create_from_template(self, step: Step, name: str, root: dict[str, Any]) -> None:
+        template = str(root["name"])
+        options = [str(o) for o in root.get("options", ())]
+        # -f replaces /etc/lxc/default.conf, whose lxcbr0 network would not exist here
+        with tempfile.NamedTemporaryFile("w", prefix="reconciler-lxc-", suffix=".conf") as fh:
+            fh.write("# network and limits come from the spec (define)\n")
+            fh.flush()
+            self.tools.create(name, template, fh.name, options)
+        cfg = LxcConfig.parse(self._read_text(self._dir(name) / "config") or "")
+        if template == "busybox":
+            self._fix_busybox(self._rootfs(cfg, name))
+        record = {"template": template, "options": options,
+                  "template_mounts": cfg.get_all("lxc.mount.entry")}
+        self._write_stamp(name, step.stamp(), record)
+
+    @staticmethod
+    def _fix_busybox(root: str) -> None:
+        """Delete the busybox template's `/bin/udhcpc` line from /etc/init.d/rcS.
+
+        Without a DHCP server on the bridge udhcpc runs in the foreground forever, so busybox
+        init never finishes sysinit and ignores lxc.signal.halt (SIGUSR1): every `lxc-stop`
+        then waits its whole timeout (60 s by default) and kills. Its deconfig script also
+        flushes the static address LXC put on eth0. Addresses come from the spec instead."""
+        text = rootfs.read_file(root, "etc/init.d/rcS")
+        if text is None:
+            return
+        kept = [line for line in text.splitlines() if "udhcpc" not in line]
+        if len(kept) != len(text.splitlines()):
+            rootfs.write_file(root, "etc/init.d/rcS", "\n".join(kept) + "\n")
+
+    def _do_define(self, step: Step, name: str) -> None:
+        cdir = self._dir(name)
+        sidecar = self._read_sidecar(name)
+        stamp = Stamp.from_json(sidecar)
+        path = cdir / "config"
+        text = self._read_text(path)
+        if text is not None and (stamp is None or stamp.owner != OWNER):
+            raise PermanentError(f"{step.ref} exists on the host and is not managed by "
+                                 "reconciler; leaving it alone")
+        if text is None:
+            text = self._read_text(cdir / UNDEFINED)
+        if text is None:
+            raise PermanentError(f"{step.ref} is not provisioned (no {path})")
+        self._write_config(step, name, text, sidecar, stamp)
+
+    def _do_update(self, step: Step, name: str) -> None:
+        spec = self._spec(step)
+        sidecar = self._read_sidecar(name)
+        stamp = Stamp.from_json(sidecar)
+        text = self._read_text(self._dir(name) / "config")
+        if text is None:
+            raise PermanentError(f"{step.ref} is not defined")
+        if stamp is None or stamp.owner != OWNER:
+            raise PermanentError(f"{step.ref} is not managed by reconciler; leaving it alone")
+        self._write_config(step, name, text, sidecar, stamp)
+        if not step.live:
+            return
+        state = self.tools.state(name)
+        if state not in RUNNING_STATES:
+            return  # the new config applies at the next start
+        managed = managed_fields(spec, stamp.spec)
+        touched = {f for f in managed if f in step.fields or f.split(".")[0] in step.fields}
+        if not touched:
+            touched = managed
+        online = (self._read_text(Path("/sys/devices/system/cpu/online")) or "0").strip()
+        self._push_cgroups(name, cgroup_live(flatten(spec), touched, self._cgroups(), online))
+
+    def _push_cgroups(self, name: str, values: list[tuple[str, str]]) -> None:
+        """lxc-cgroup each file; a failed one is retried once after the others (memory and
+        memory+swap limits must be raised or lowered in a particular order)."""
+        failed = []
+        for file, value in values:
+            if self.tools.cgroup_set(name, file, value).rc != 0:
+                failed.append((file, value))
+        for file, value in failed:
+            result = self.tools.cgroup_set(name, file, value)
+            if result.rc != 0:
+                raise PermanentError(f"lxc-cgroup {name} {file} {value} failed: {result.why()}")
+
+    def _write_config(self, step: Step, name: str, text: str, sidecar: dict[str, Any] | None,
+                      stamp: Stamp | None) -> LxcConfig:
+        spec = self._spec(step)
+        cfg = LxcConfig.parse(text)
+        ctx = self._context(name, text, sidecar)
+        last = stamp.spec if stamp is not None and stamp.owner == OWNER else None
+        managed = managed_fields(spec, last)
+        write_spec(cfg, spec, managed, ctx)
+        cdir = self._dir(name)
+        new = cfg.render()
+        if new != text or not (cdir / "config").exists():
+            self._write_atomic(cdir / "config", new, 0o640)
+        if any(f.startswith("dns.") or f == "dns" for f in managed):
+            self._write_dns(self._rootfs(cfg, name), spec.get("dns"))
+        self._write_stamp(name, step.stamp(), (sidecar or {}).get("lxc"))
+        _unlink(cdir / UNDEFINED)
+        return cfg
+
+    @staticmethod
+    def _write_dns(root: str, dns: dict[str, Any] | None) -> None:
+        if not os.path.isdir(root):
+            return
+        if dns:
+            rootfs.write_file(root, "etc/resolv.conf", resolv_conf_text(dns))
+
+    def _do_start(self, step: Step, name: str) -> None:
+        cdir = self._dir(name)
+        text = self._read_text(cdir / "config")
+        if text is None:
+            raise PermanentError(f"{step.ref} is not defined")
+        if self.tools.state(name) in RUNNING_STATES:
+            return
+        cfg = LxcConfig.parse(text)
+        if not os.path.isdir(self._rootfs(cfg, name)):
+            raise PermanentError(f"{step.ref} has no root filesystem at "
+                                 f"{self._rootfs(cfg, name)} (not provisioned)")
+        log = cdir / START_LOG
+        _unlink(log)
+        result = self.tools.run("lxc-start", name, ["-d", "-o", str(log), "-l", "ERROR"],
+                                check=False)
+        if result.rc != 0:
+            detail = (self._read_text(log) or result.err or "").strip().splitlines()[-3:]
+            raise PermanentError(f"lxc-start {name} failed: " + " | ".join(detail))
+        if not self.tools.wait(name, "RUNNING", self.start_timeout):
+            raise TransientError(f"{step.ref} did not reach RUNNING in "
+                                 f"{self.start_timeout:.0f} s", delay=2.0)
+
+    def _do_stop(self, step: Step, name: str) -> None:
+        if not (self._dir(name) / "config").exists():
+            return
+        if self.tools.state(name) not in RUNNING_STATES:
+            return
+        result = self.tools.stop(name, self.stop_timeout)
+        if result.rc not in (0, 2):
+            self.tools.stop(name, 0)
+        if not self.tools.wait(name, "STOPPED", 15):
+            raise TransientError(f"{step.ref} did not stop: {result.why()}", delay=2.0)
+
+    def _do_undefine(self, step: Step, name: str) -> None:
+        cdir = self._dir(name)
+        if not (cdir / "config").exists():
+            return
+        if not self._owned(name):
+            raise PermanentError(f"{step.ref} is not managed by reconciler; leaving it alone")
+        if self.tools.state(name) in RUNNING_STATES:
+            raise PermanentError(f"{step.ref} is running; stop it first")
+        os.replace(cdir / "config", cdir / UNDEFINED)
+
+    def _do_purge(self, step: Step, name: str) -> None:
+        cdir = self._dir(name)
+        if not cdir.is_dir() or cdir.is_symlink():
+            return
+        if not self._owned(name):
+            raise PermanentError(f"{step.ref} is not managed by reconciler; leaving it alone")
+        if (cdir / "config").exists():
+            if self.tools.state(name) in RUNNING_STATES:
+                raise PermanentError(f"{step.ref} is running; stop it first")
+            result = self.tools.destroy(name)
+            if result.rc != 0:
+                raise PermanentError(f"lxc-destroy {name} failed: {result.why()}")
+        else:
+            # undefined earlier (config moved aside): erase the kept rootfs ourselves, but
+            # only storage inside the container's directory, never a user's host directory
+            text = self._read_text(cdir / UNDEFINED) or ""
+            root = self._rootfs(LxcConfig.parse(text), name)
+            if os.path.realpath(root).startswith(os.path.realpath(cdir) + os.sep):
+                shutil.rmtree(root)
+        if cdir.is_dir():  # lxc-destroy keeps the directory when lxc.rootfs.managed = 0
+            for leftover in (SIDECAR, UNDEFINED, START_LOG, "config"):
+                _unlink(cdir / leftover)
+            try:
+                cdir.rmdir()
+            except OSError as exc:
+                raise PermanentError(f"{cdir} still holds files after purge: "
+                                     f"{exc.strerror}") from None
+
+    # ================================================================= import
+    def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,
+                     out: str | None = None, format: str = "yaml") -> list[dict[str, Any]]:
+        """Specs for the containers on this host, for `reconciler import`.
+
+        Like `terraform import`, importing adopts: each container without a stamp gets one
+        holding exactly the spec returned, so the next plan over the written files is empty
+        and the containers are managed from then on. Containers stamped by another owner are
+        skipped. `out`/`format` name the file each spec is written to, recorded as the stamp's
+        source (so a broken file holds the object instead of removing it)."""
+        wanted = set(names) if names else None
+        specs = []
+        for obj in self.observe():
+            if wanted is not None and obj.ref.name not in wanted:
+                continue
+            if obj.stamp is not None and not obj.owned:
+                continue
+            spec = dict(obj.spec)
+            if obj.state == "stopped":
+                spec["state"] = "stopped"
+            if obj.owned and obj.last_applied:
+                spec.update({k: v for k, v in obj.last_applied.items() if k in POLICY_FIELDS})
+            spec, _ = validated({**spec})
+            specs.append({"kind": "Domain", **spec})
+            if adopt and not obj.owned:
+                source = os.path.abspath(os.path.join(out, f"{obj.ref.name}.{format}")) \
+                    if out else None
+                self._adopt(obj.ref.name, spec, source)
+        return specs
+
+    def _adopt(self, name: str, spec: dict[str, Any], source: str | None) -> None:
+        with self._lock(name):
+            if self._read_sidecar(name) is not None:
+                return
+            text = self._read_text(self._dir(name) / "config") or ""
+            template, options = parse_template_comment(text)
+            self._write_stamp(name, Stamp(OWNER, source, spec),
+                              {"template": template, "options": list(options),
+                               "template_mounts": []})
+
+    def close(self) -> None:
+        return None
+
+    # ================================================================= helpers
+    def _spec(self, step: Step) -> dict[str, Any]:
+        if step.spec is None:
+            raise PermanentError(f"{step.id}: step has no spec")
+        spec = dict(step.spec)
+        spec.pop("kind", None)
+        return spec
+
+    def _dir(self, name: str) -> Path:
+        return Path(self.lxcpath) / check_name(name)
+
+    def _rootfs(self, cfg: LxcConfig, name: str) -> str:
+        value = cfg.get("lxc.rootfs.path")
+        if value and value.startswith("dir:"):
+            value = value[4:]
+        if value and value.startswith("/") and not value.startswith("/dev/"):
+            return value
+        return str(self._dir(name) / "rootfs")
+
+    def _context(self, name: str, text: str, sidecar: dict[str, Any] | None) -> Context:
+        record = (sidecar or {}).get("lxc")
+        if isinstance(record, dict) and "template" in record:
+            template = record.get("template")
+            options = tuple(str(o) for o in record.get("options") or ())
+            mounts = frozenset(str(m) for m in record.get("template_mounts") or ())
+        else:
+            template, options = parse_template_comment(text)
+            mounts = frozenset()
+        return Context(name=name, lxcpath=self.lxcpath, layout=self._cgroups(),
+                       template=template, template_options=options, template_mounts=mounts,
+                       is_file=os.path.isfile)
+
+    def _cgroups(self) -> CgroupLayout:
+        if self._layout is None:
+            mounts = self._read_text(Path("/proc/self/mounts")) or ""
+            unified = ""
+            for line in mounts.splitlines():
+                parts = line.split()
+                if len(parts) > 2 and parts[2] == "cgroup2":
+                    unified = self._read_text(Path(parts[1]) / "cgroup.controllers") or ""
+                    break
+            self._layout = parse_cgroup_layout(mounts, unified)
+        return self._layout
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _owned(self, name: str) -> bool:
+        stamp = Stamp.from_json(self._read_sidecar(name))
+        return stamp is not None and stamp.owner == OWNER
+
+    def _read_sidecar(self, name: str) -> dict[str, Any] | None:
+        text = self._read_text(self._dir(name) / SIDECAR)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _write_stamp(self, name: str, stamp: Stamp, record: Any = None) -> None:
+        data = stamp.to_json()
+        if record is None:
+            record = (self._read_sidecar(name) or {}).get("lxc")
+        if record is not None:
+            data["lxc"] = record
+        self._write_atomic(self._dir(name) / SIDECAR,
+                           json.dumps(data, indent=1, sort_keys=True) + "\n", 0o600)
+
+    @staticmethod
+    def _read_text(path: Path) -> str | None:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return fh.read(1 << 20)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise TransientError(f"cannot read {path}: {exc.strerror}") from None
+
+    @staticmethod
+    def _write_atomic(path: Path, text: str, mode: int) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            _unlink(tmp)
+            raise PermanentError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def validated(raw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The canonical form of an observed spec. A value the model refuses (a hand-written
+    hostname with an underscore, say) is left out and reported, instead of hiding the whole
+    container from the engine."""
+    raw = dict(raw)
+    dropped: set[str] = set()
+    for _ in range(12):
+        try:
+            spec = canonical(Domain.model_validate(raw))
+        except ValidationError as exc:
+            fields = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
+            fields -= {"name", "type"}
+            if not fields:  # a whole-object rule: the likeliest culprits, one at a time
+                fields = {next((f for f in ("filesystems", "memory", "memtune", "cpu", "init")
+                                if f in raw), "")}
+            if fields == {""}:
+                raise PermanentError(f"cannot read container {raw.get('name')}: {exc}"
+                                     ) from None
+            for f in fields:
+                raw.pop(f, None)
+            dropped |= fields
+            continue
+        spec.pop("kind", None)
+        return spec, dropped
+    raise PermanentError(f"cannot read container {raw.get('name')}")

@@ -1,0 +1,195 @@
+"""LXC's `key = value` container config: read it as LXC does, rewrite it without losing a line.
+
+LXC parses the file line by line (LXC5 src/lxc/confile.c `parse_line`): whitespace around key
+and value is trimmed, one matching pair of surrounding quotes is removed from the value, `#`
+starts a comment only at the beginning of a line, and lines not starting with `lxc.` are
+ignored. Single-valued keys: the last occurrence wins. List keys (`lxc.mount.entry`,
+`lxc.idmap`, ...) accumulate, and an empty value clears what came before.
+
+A rewrite changes only the lines it is asked to change. Comments, blank lines, keys we do not
+model, and their order all survive, so a config edited by hand or written by a template stays
+recognisable to its author, and `diff` between two versions shows only what we meant to change.
+
+Pure: no file or process access here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from reconciler.errors import PermanentError
+
+_KEY_RE = re.compile(r"^lxc\.[A-Za-z0-9_.\-]+$")
+_QUOTES = ("'", '"')
+MAX_CONFIG_BYTES = 1 << 20  # a config larger than 1 MiB is not something a person wrote
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the file. `key` is None for comments, blank and non-`lxc.` lines."""
+
+    text: str
+    key: str | None = None
+    value: str | None = None
+
+
+def parse_value(raw: str) -> str:
+    """A value as LXC sees it: trimmed, one matching pair of surrounding quotes removed."""
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
+        value = value[1:-1]
+    return value
+
+
+def parse_line(text: str) -> Line:
+    stripped = text.strip()
+    if not stripped.startswith("lxc.") or "=" not in stripped:
+        return Line(text)
+    key, _, raw = stripped.partition("=")
+    return Line(text, key.strip(), parse_value(raw))
+
+
+def check_value(key: str, value: str) -> str:
+    """Refuse what would change the meaning of the file: a newline would start a new key
+    (config injection, e.g. a hook), NUL truncates in C."""
+    if not _KEY_RE.match(key):
+        raise PermanentError(f"refusing to write LXC config key {key!r}: not an lxc.* key")
+    if any(c in value for c in "\n\r\x00"):
+        raise PermanentError(f"refusing to write {key}: the value contains a newline or NUL")
+    return value
+
+
+def format_line(key: str, value: str) -> Line:
+    check_value(key, value)
+    shown = value
+    # LXC trims and unquotes; quote values it would otherwise change on reading
+    if value != value.strip() or (len(value) >= 2 and value[0] == value[-1]
+                                  and value[0] in _QUOTES):
+        shown = f'"{value}"'
+    text = f"{key} = {shown}" if shown else f"{key} ="
+    return Line(text, key, value)
+
+
+class LxcConfig:
+    """An ordered list of lines with key lookups. Mutating methods edit in place."""
+
+    def __init__(self, lines: Iterable[Line] = ()) -> None:
+        self.lines: list[Line] = list(lines)
+
+    @classmethod
+    def parse(cls, text: str) -> LxcConfig:
+        if len(text) > MAX_CONFIG_BYTES:
+            raise PermanentError(f"LXC config is {len(text)} bytes; refusing over "
+                                 f"{MAX_CONFIG_BYTES}")
+        return cls(parse_line(t) for t in text.splitlines())
+
+    def render(self) -> str:
+        return "".join(f"{line.text}\n" for line in self.lines)
+
+    def copy(self) -> LxcConfig:
+        return LxcConfig(self.lines)
+
+    # ------------------------------------------------------------------ reading
+    def items(self) -> Iterator[tuple[str, str]]:
+        for line in self.lines:
+            if line.key is not None and line.value is not None:
+                yield line.key, line.value
+
+    def get(self, key: str) -> str | None:
+        """A single-valued key: the last occurrence wins, as in LXC."""
+        found = None
+        for k, v in self.items():
+            if k == key:
+                found = v
+        return found
+
+    def get_all(self, key: str) -> list[str]:
+        """A list key: every value in order; an empty value clears what came before."""
+        out: list[str] = []
+        for k, v in self.items():
+            if k == key:
+                if v == "":
+                    out.clear()
+                else:
+                    out.append(v)
+        return out
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self.items()]
+
+    def has(self, key: str) -> bool:
+        return any(k == key for k, _ in self.items())
+
+    # ------------------------------------------------------------------ writing
+    def remove_where(self, match: Callable[[str], bool]) -> int | None:
+        """Drop every key line whose key matches; the index of the first one dropped."""
+        first = None
+        kept: list[Line] = []
+        for line in self.lines:
+            if line.key is not None and match(line.key):
+                if first is None:
+                    first = len(kept)
+                continue
+            kept.append(line)
+        self.lines = kept
+        return first
+
+    def insert(self, index: int | None, pairs: Iterable[tuple[str, str]]) -> None:
+        new = [format_line(k, v) for k, v in pairs]
+        at = len(self.lines) if index is None else index
+        self.lines[at:at] = new
+
+    def set(self, key: str, value: str | None) -> None:
+        """One value for `key`, at the place of its first occurrence (or appended); None
+        removes the key. An unchanged line is left exactly as it was written."""
+        current = [i for i, line in enumerate(self.lines) if line.key == key]
+        if value is None:
+            self.remove_where(lambda k: k == key)
+            return
+        if len(current) == 1 and self.lines[current[0]].value == value:
+            return
+        index = self.remove_where(lambda k: k == key)
+        self.insert(index, [(key, value)])
+
+    def set_all(self, key: str, values: list[str]) -> None:
+        """The whole list for a list key, where it stood before (or appended)."""
+        if self.get_all(key) == values and "" not in [v for k, v in self.items() if k == key]:
+            return
+        index = self.remove_where(lambda k: k == key)
+        self.insert(index, [(key, v) for v in values])
+
+
+# pre-2.1 keys LXC 3+ refuses, and their successors (lxc-update-config does the same rewrite)
+_LEGACY = {"lxc.utsname": "lxc.uts.name", "lxc.rootfs": "lxc.rootfs.path",
+           "lxc.tty": "lxc.tty.max", "lxc.pts": "lxc.pty.max", "lxc.id_map": "lxc.idmap",
+           "lxc.init_cmd": "lxc.init.cmd", "lxc.init_uid": "lxc.init.uid",
+           "lxc.init_gid": "lxc.init.gid", "lxc.mount": "lxc.mount.fstab",
+           "lxc.aa_profile": "lxc.apparmor.profile", "lxc.haltsignal": "lxc.signal.halt",
+           "lxc.rebootsignal": "lxc.signal.reboot", "lxc.stopsignal": "lxc.signal.stop",
+           "lxc.logfile": "lxc.log.file", "lxc.loglevel": "lxc.log.level"}
+_LEGACY_NET = {"ipv4": "ipv4.address", "ipv6": "ipv6.address", "pair": "veth.pair"}
+
+
+def modernised(cfg: LxcConfig) -> LxcConfig:
+    """A copy with legacy keys renamed: `lxc.network.*` blocks become `lxc.net.N.*` (each
+    `lxc.network.type` starts a new interface), `lxc.utsname` becomes `lxc.uts.name`..."""
+    out: list[Line] = []
+    index = -1
+    for line in cfg.lines:
+        if line.key is None or line.value is None:
+            out.append(line)
+            continue
+        key = line.key
+        if key.startswith("lxc.network."):
+            sub = key[len("lxc.network."):]
+            if sub == "type":
+                index += 1
+            if index < 0:
+                index = 0
+            key = f"lxc.net.{index}.{_LEGACY_NET.get(sub, sub)}"
+        else:
+            key = _LEGACY.get(key, key)
+        out.append(line if key == line.key else format_line(key, line.value))
+    return LxcConfig(out)

@@ -1,0 +1,183 @@
+"""Running the lxc-* tools (argument lists, never a shell) and pure parsers of what they print.
+
+The parsers take text and return data, so they are tested from captured output
+(tests/drivers/lxc/fixtures/) without a host, the way pyinfra separates facts from commands.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.drivers.lxc.mapping import CgroupLayout
+from reconciler.errors import PermanentError, TransientError
+from reconciler.model.names import NAME_RE
+
+# LXC states (LXC5 src/lxc/state.c) -> the model's run state
+RUNNING_STATES = frozenset({"RUNNING", "STARTING", "FROZEN", "FREEZING", "THAWED"})
+KNOWN_STATES = RUNNING_STATES | {"STOPPED", "STOPPING", "ABORTING"}
+
+
+# ---------------------------------------------------------------------------- parsers
+
+
+def parse_ls(text: str) -> dict[str, str]:
+    """`lxc-ls -f -F NAME,STATE`: a header, then one padded row per container."""
+    out: dict[str, str] = {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return out
+    header = lines[0].split()
+    if header[:2] != ["NAME", "STATE"]:
+        raise PermanentError(f"unexpected lxc-ls header: {lines[0]!r}")
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in KNOWN_STATES:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def parse_info_state(text: str) -> str | None:
+    """`lxc-info -sH`: the bare state word (older versions print `State: RUNNING`)."""
+    for line in text.splitlines():
+        word = line.split(":", 1)[-1].strip()
+        if word in KNOWN_STATES:
+            return word
+    return None
+
+
+def parse_cgroup_layout(mounts: str, unified_controllers: str = "") -> CgroupLayout:
+    """Which controllers are v1 hierarchies, from /proc/self/mounts, and which are enabled on
+    cgroup2 (its cgroup.controllers file)."""
+    v1: set[str] = set()
+    has_v2 = False
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        if parts[2] == "cgroup":
+            v1.update(o for o in parts[3].split(",") if o in _CONTROLLERS)
+        elif parts[2] == "cgroup2":
+            has_v2 = True
+    v2 = set(unified_controllers.split()) if has_v2 else set()
+    return CgroupLayout(frozenset(v1), frozenset(v2 - v1))
+
+
+_CONTROLLERS = frozenset({"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
+                          "pids", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma",
+                          "misc"})
+
+
+def parse_template_comment(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """The template and its arguments, from the comment lxc-create writes at the top:
+
+        # Template used to create this container: /usr/share/lxc/templates/lxc-busybox
+        # Parameters passed to the template: -d debian -r bookworm
+    """
+    template = None
+    options: tuple[str, ...] = ()
+    for line in text.splitlines()[:20]:
+        if line.startswith("# Template used to create this container:"):
+            path = line.split(":", 1)[1].strip()
+            base = os.path.basename(path)
+            template = base[4:] if base.startswith("lxc-") else base or None
+        elif line.startswith("# Parameters passed to the template:"):
+            options = tuple(line.split(":", 1)[1].split())
+    return template, options
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    rc: int
+    out: str
+    err: str
+
+    def why(self) -> str:
+        text = (self.err or self.out).strip().splitlines()
+        return text[-1] if text else f"exit status {self.rc}"
+
+
+def check_name(name: str) -> str:
+    """Names reach command lines and paths: the model checked them, we check again."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise PermanentError(f"refusing container name {name!r}")
+    return name
+
+
+class Tools:
+    """The lxc-* commands for one lxcpath (`-P` on every call)."""
+
+    def __init__(self, lxcpath: str, timeout: float = 120.0) -> None:
+        self.lxcpath = lxcpath
+        self.timeout = timeout
+
+    def run(self, tool: str, name: str | None, args: Sequence[str] = (), *,
+            timeout: float | None = None, check: bool = True) -> Result:
+        argv = [tool, "-P", self.lxcpath]
+        if name is not None:
+            argv += ["-n", check_name(name)]
+        argv += list(args)
+        assert all(isinstance(a, str) for a in argv)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                  stdin=subprocess.DEVNULL, timeout=timeout or self.timeout,
+                                  env={**os.environ, "LC_ALL": "C"})
+        except FileNotFoundError:
+            raise PermanentError(f"{tool} not found: is LXC installed (apt install lxc)?"
+                                 ) from None
+        except subprocess.TimeoutExpired:
+            raise TransientError(f"{' '.join(argv)} did not finish in "
+                                 f"{timeout or self.timeout:.0f} s", delay=2.0) from None
+        result = Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        if check and result.rc != 0:
+            raise PermanentError(f"{tool} {name or ''} failed: {result.why()}")
+        return result
+
+    # ---- queries
+    def states(self) -> dict[str, str]:
+        return parse_ls(self.run("lxc-ls", None, ["-f", "-F", "NAME,STATE"]).out)
+
+    def state(self, name: str) -> str | None:
+        result = self.run("lxc-info", name, ["-sH"], check=False)
+        return parse_info_state(result.out) if result.rc == 0 else None
+
+    def cgroup_get(self, name: str, file: str) -> str | None:
+        result = self.run("lxc-cgroup", name, [file], check=False)
+        return result.out.strip() if result.rc == 0 else None
+
+    # ---- actions
+    def create(self, name: str, template: str, config_file: str,
+               options: Sequence[str] = ()) -> None:
+        args = ["-t", template, "-f", config_file]
+        if options:
+            args += ["--", *options]
+        self.run("lxc-create", name, args, timeout=max(self.timeout, 600))
+
+    def start(self, name: str) -> None:
+        self.run("lxc-start", name, ["-d"])
+
+    def wait(self, name: str, state: str, timeout: float) -> bool:
+        result = self.run("lxc-wait", name, ["-s", state, "-t", str(int(max(timeout, 1)))],
+                          check=False, timeout=timeout + 10)
+        return result.rc == 0
+
+    def stop(self, name: str, timeout: float) -> Result:
+        """Clean stop (lxc.signal.halt), then lxc-stop kills after `timeout`; 0 kills now.
+        Exit status 2 means it was not running."""
+        args = ["-k"] if timeout <= 0 else ["-t", str(int(timeout))]
+        return self.run("lxc-stop", name, args, check=False, timeout=max(timeout, 0) + 30)
+
+    def cgroup_set(self, name: str, file: str, value: str) -> Result:
+        return self.run("lxc-cgroup", name, [file, value], check=False)
+
+    def destroy(self, name: str) -> Result:
+        return self.run("lxc-destroy", name, [], check=False)
+
+    def attach(self, name: str, argv: Sequence[str], timeout: float = 30) -> Result:
+        return self.run("lxc-attach", name, ["--", *argv], check=False, timeout=timeout)
