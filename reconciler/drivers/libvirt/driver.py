@@ -1,0 +1,520 @@
+"""`libvirt`: domains and virtual networks on any libvirt URI (lxc:///, qemu:///system,
+test:///default, openvz:///system, remote `+ssh` URIs), through libvirt-python.
+
+observe: one list call per kind (plus the autostart/active filters, which libvirt answers in
+the same list API) and one inactive-XML read per object, read through the spec loader and
+projected onto the last-applied spec (`normalize`). The parsed form of an XML text is kept
+until that text changes, so an agent's periodic resync re-reads the host but re-parses only
+what changed.
+
+execute: define writes the spec with `xml_write` and continues the existing definition in
+place (`compose`: uuid, NIC MACs, ...), never undefine-then-define; live changes (current
+memory, memtune, cputune) are made on the running domain after the persistent definition
+holds them; stop is a graceful shutdown (LXC: signal mode), then destroy after
+`stop_timeout`; purge erases the storage the spec owns (`storage`), nothing else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reconciler.drivers.base import POLICY_FIELDS, LiveObject, Ref, Step, UpdateClass
+from reconciler.drivers.libvirt import compose, normalize, storage
+from reconciler.drivers.libvirt.connection import (
+    NOT_FOUND,
+    Connection,
+    code_in,
+    domain_types,
+    map_error,
+    scheme_of,
+)
+from reconciler.drivers.libvirt.events import Stop, watch
+from reconciler.drivers.libvirt.parse import Parsed, parse_domain, parse_network
+from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.model.units import parse_size, to_kib
+
+# settings a running domain takes without a restart, per hypervisor (flattened field names)
+_LIVE = {
+    "lxc": {"current_memory", "memtune.hard_limit", "memtune.soft_limit",
+            "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota"},
+    "qemu": {"current_memory", "memtune.hard_limit", "memtune.soft_limit",
+             "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota"},
+    "test": {"current_memory"},
+    "openvz": {"memtune.hard_limit", "memtune.soft_limit", "memtune.min_guarantee"},
+    "vz": {"current_memory"},
+    "xen": {"current_memory"},
+}
+# fields libvirt has no element for: kept only in our metadata, so changing one is a define
+_METADATA_ONLY = ("autostart", "start_order", "hostname", "id", "limits", "scheduler", "dns")
+_RECREATE = {"uuid", "type"}
+_SCHED = {"cpu.shares": ("cpu_shares", 1024), "cpu.period": ("vcpu_period", 100000),
+          "cpu.quota": ("vcpu_quota", -1)}
+_UNLIMITED_KIB = 9007199254740991  # VIR_DOMAIN_MEMORY_PARAM_UNLIMITED
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What the last observe read of one object: enough to define it without asking again."""
+
+    xml: str
+    parsed: Parsed
+    running: bool
+    autostart: bool
+
+
+class LibvirtDriver:
+    name = "libvirt"
+
+    def __init__(self, state_dir: str | Path, uri: str | None = None,
+                 stop_timeout: float = 30.0, reconnect_timeout: float = 10.0,
+                 match: str | None = None) -> None:
+        self.uri = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or "qemu:///system"
+        self.scheme = scheme_of(self.uri)
+        self.types = domain_types(self.uri)
+        try:
+            self.stop_timeout = float(stop_timeout)
+            self.reconnect_timeout = float(reconnect_timeout)
+        except (TypeError, ValueError):
+            raise ConfigError("libvirt: stop_timeout and reconnect_timeout are seconds") from None
+        self.match = match
+        self.roots = Path(state_dir) / "libvirt" / "roots"
+        self.conn = Connection(self.uri, self.reconnect_timeout)
+        self.lv = self.conn.lv
+        self._seen: dict[Ref, _Seen] = {}
+        self._known: set[Ref] | None = None  # everything the last observe listed
+        self._parsed: dict[str, Parsed] = {}
+        self._projected: dict[str, dict[str, Any] | None] = {}
+        self._handles: dict[Ref, tuple[int, Any]] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _wanted(self, name: str) -> bool:
+        return self.match is None or fnmatch.fnmatchcase(name, self.match)
+
+    def _template_source(self, domain: str) -> normalize.TemplateSource:
+        return lambda fs: fs.get("source") or storage.default_source(self.roots, domain,
+                                                                     fs["target"])
+
+    def _handle(self, conn: Any, ref: Ref) -> Any:
+        cached = self._handles.get(ref)
+        if cached is not None and cached[0] == self.conn.generation:
+            return cached[1]
+        lookup = conn.lookupByName if ref.kind == "Domain" else conn.networkLookupByName
+        handle = lookup(ref.name)
+        self._handles[ref] = (self.conn.generation, handle)
+        return handle
+
+    def _on(self, ref: Ref, what: str, fn: Callable[[Any], Any],
+            missing: Callable[[], Any] | None = None) -> Any:
+        """`fn(handle of ref)`; `missing()` if the object does not exist (else PermanentError)."""
+        def run(conn: Any) -> Any:
+            return fn(self._handle(conn, ref))
+
+        def handle(exc: Exception) -> Any:
+            if code_in(self.lv, exc, NOT_FOUND):
+                self._handles.pop(ref, None)
+                if missing is not None:
+                    return missing()
+                raise PermanentError(f"{ref} is not defined on {self.uri}") from None
+            raise map_error(self.lv, exc, f"{what} {ref}") from None
+
+        return self.conn.call(f"{what} {ref}", run, handle)
+
+    # ------------------------------------------------------------------ observe
+    def observe(self) -> list[LiveObject]:
+        for _ in range(2):
+            found = self._observe()
+            if found is not None:
+                return found
+        raise TransientError(f"libvirt at {self.uri} keeps reconnecting; observe again later")
+
+    def _observe(self) -> list[LiveObject] | None:
+        """Everything on the host, or None if the connection was replaced while listing."""
+        lv = self.lv
+        gen_before = self.conn.generation
+        domains = self.conn.call("list domains", lambda c: c.listAllDomains(0))
+        auto_domains = {d.name() for d in self.conn.call(
+            "list domains", lambda c: c.listAllDomains(lv.VIR_CONNECT_LIST_DOMAINS_AUTOSTART))}
+        networks, active_nets, auto_nets = self._list_networks()
+        generation = self.conn.generation
+        if generation != gen_before:  # reconnected between the list calls: list again
+            return None
+        seen: dict[Ref, _Seen] = {}
+        parsed_cache: dict[str, Parsed] = {}
+        projected_cache: dict[str, dict[str, Any] | None] = {}
+        out: list[LiveObject] = []
+        for net in networks:
+            name = net.name()
+            if not self._wanted(name):
+                continue
+            ref = Ref("Network", name)
+            self._handles[ref] = (generation, net)
+            xml = self._on(ref, "read", lambda n: n.XMLDesc(lv.VIR_NETWORK_XML_INACTIVE),
+                           missing=lambda: None)
+            if xml is None:
+                continue
+            entry = _Seen(xml, self._parse(xml, ref, parsed_cache), name in active_nets,
+                          name in auto_nets)
+            seen[ref] = entry
+            out.append(self._live(ref, entry, projected_cache))
+        for dom in domains:
+            name = dom.name()
+            if not self._wanted(name):
+                continue
+            ref = Ref("Domain", name)
+            self._handles[ref] = (generation, dom)
+            xml = self._on(ref, "read", lambda d: d.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE),
+                           missing=lambda: None)
+            if xml is None:
+                continue
+            entry = _Seen(xml, self._parse(xml, ref, parsed_cache), dom.ID() != -1,
+                          name in auto_domains)
+            seen[ref] = entry
+            out.append(self._live(ref, entry, projected_cache))
+        self._seen, self._known = seen, set(seen)
+        self._parsed, self._projected = parsed_cache, projected_cache
+        return out
+
+    def _list_networks(self) -> tuple[list[Any], set[str], set[str]]:
+        lv = self.lv
+
+        def unsupported(exc: Exception) -> Any:
+            if code_in(lv, exc, ("VIR_ERR_NO_SUPPORT", "VIR_ERR_NO_NETWORK")):
+                return []
+            raise map_error(lv, exc, "list networks") from None
+
+        networks = self.conn.call("list networks", lambda c: c.listAllNetworks(0), unsupported)
+        if not networks:
+            return [], set(), set()
+        active = {n.name() for n in self.conn.call(
+            "list networks", lambda c: c.listAllNetworks(lv.VIR_CONNECT_LIST_NETWORKS_ACTIVE))}
+        auto = {n.name() for n in self.conn.call(
+            "list networks",
+            lambda c: c.listAllNetworks(lv.VIR_CONNECT_LIST_NETWORKS_AUTOSTART))}
+        return networks, active, auto
+
+    def _parse(self, xml: str, ref: Ref, cache: dict[str, Parsed]) -> Parsed:
+        parsed = self._parsed.get(xml)
+        if parsed is None or parsed.name != ref.name:
+            parser = parse_domain if ref.kind == "Domain" else parse_network
+            parsed = parser(xml, ref.name)
+        cache[xml] = parsed
+        return parsed
+
+    def _live(self, ref: Ref, entry: _Seen,
+              cache: dict[str, dict[str, Any] | None]) -> LiveObject:
+        parsed = entry.parsed
+        stamp = parsed.stamp
+        if entry.xml in self._projected:
+            spec = self._projected[entry.xml]
+        elif parsed.spec is None:
+            spec = None
+        elif stamp is not None:
+            if ref.kind == "Domain":
+                spec = normalize.project_domain(parsed.spec, stamp.spec,
+                                                self._template_source(ref.name))
+            else:
+                spec = normalize.project_network(parsed.spec, stamp.spec)
+        else:
+            spec = parsed.spec
+        cache[entry.xml] = spec
+        state: Literal["running", "stopped"] = "running" if entry.running else "stopped"
+        full = {**(spec or {}), "name": ref.name, "state": state, "autostart": entry.autostart}
+        extra: dict[str, Any] = {}
+        if parsed.error:
+            extra["error"] = parsed.error
+        data = True
+        if ref.kind == "Domain" and stamp is not None:
+            owned = storage.owned_sources(stamp.spec, self.roots, ref.name)
+            data = any(os.path.exists(p) for p in owned) if owned else True
+        dtype = parsed.type or ("network" if ref.kind == "Network" else "unknown")
+        return LiveObject(ref=ref, type=dtype, state=state, spec=full,
+                          stamp=stamp, data=data, extra=extra)
+
+    # ------------------------------------------------------------------ update classes
+    def update_class(self, ref: Ref, type: str, field: str) -> UpdateClass:
+        if field in POLICY_FIELDS or field in _METADATA_ONLY or \
+                field.split(".", 1)[0] in _METADATA_ONLY:
+            return "live"
+        if field in _RECREATE:
+            return "recreate"
+        if ref.kind == "Domain" and field in _LIVE.get(self.scheme, ()):
+            return "live"
+        return "restart"
+
+    # ------------------------------------------------------------------ execute
+    def execute(self, step: Step) -> None:
+        kind = "domain" if step.ref.kind == "Domain" else "network"
+        getattr(self, f"_{kind}_{step.kind}")(step)
+
+    def _existing(self, ref: Ref) -> tuple[str | None, bool | None]:
+        """(inactive XML, autostart) of `ref` now: from the last observe when it saw it (or
+        saw it absent), else from the host."""
+        entry = self._seen.get(ref)
+        if entry is not None:
+            return entry.xml, entry.autostart
+        if self._known is not None and ref not in self._known:
+            return None, None
+        return self._fetch(ref)
+
+    def _fetch(self, ref: Ref) -> tuple[str | None, bool | None]:
+        lv = self.lv
+        flag = lv.VIR_DOMAIN_XML_INACTIVE if ref.kind == "Domain" else \
+            lv.VIR_NETWORK_XML_INACTIVE
+        found = self._on(ref, "read", lambda h: (h.XMLDesc(flag), bool(h.autostart())),
+                         missing=lambda: (None, None))
+        return found  # type: ignore[no-any-return]
+
+    def _forget(self, ref: Ref) -> None:
+        """Our own change made the observed copy stale: look it up next time."""
+        self._seen.pop(ref, None)
+        if self._known is not None:
+            self._known.add(ref)
+
+    def _define(self, step: Step, compose_xml: Callable[[str | None], str],
+                define: Callable[[Any, str], Any]) -> None:
+        assert step.spec is not None
+        ref = step.ref
+        existing, autostart = self._existing(ref)
+        xml = compose_xml(existing)
+
+        def retry(exc: Exception) -> Any:
+            # our copy was stale (defined meanwhile elsewhere): continue the real one
+            fresh, _ = self._fetch(ref)
+            if fresh is None or fresh == existing:
+                raise map_error(self.lv, exc, f"define {ref}") from None
+            return define(self.conn.get(), compose_xml(fresh))
+
+        handle = self.conn.call(f"define {ref}", lambda c: define(c, xml), retry)
+        self._handles[ref] = (self.conn.generation, handle)
+        self._forget(ref)
+        want = step.spec.get("autostart")
+        if want is not None and bool(want) != autostart:
+            self._on(ref, "autostart", lambda h: h.setAutostart(1 if want else 0))
+
+    # -- domains
+    def _domain_provision(self, step: Step) -> None:
+        assert step.spec is not None
+        if self.scheme in ("openvz", "vz"):
+            return  # the hypervisor builds template roots itself
+        storage.provision(step.spec, self.roots, step.ref.name)
+
+    def _domain_define(self, step: Step) -> None:
+        translate = self.scheme not in ("openvz", "vz")
+        source = self._template_source(step.ref.name)
+
+        def make(existing: str | None) -> str:
+            assert step.spec is not None
+            return compose.domain_xml(step.spec, step.stamp(), existing=existing,
+                                      translate_templates=translate, template_source=source)
+
+        self._define(step, make, lambda conn, xml: conn.defineXML(xml))
+
+    def _domain_update(self, step: Step) -> None:
+        self._domain_define(step)
+        if step.live:
+            self._apply_live(step)
+
+    def _apply_live(self, step: Step) -> None:
+        """Make the running domain match the fields that change live (config already holds
+        them). A domain that stopped meanwhile picks them up from its config."""
+        lv = self.lv
+        spec = step.spec or {}
+        if not self._on(step.ref, "state", lambda d: d.isActive()):
+            return
+        live_flag = lv.VIR_DOMAIN_AFFECT_LIVE
+        memtune: dict[str, int] = {}
+        sched: dict[str, int] = {}
+        for field in step.fields:
+            if field == "current_memory":
+                size = spec.get("current_memory") or spec.get("memory")
+                if size is not None:
+                    self._set_memory(step.ref, to_kib(parse_size(size)))
+            elif field.startswith("memtune.") and field in _LIVE.get(self.scheme, ()):
+                key = field.split(".", 1)[1]
+                value = (spec.get("memtune") or {}).get(key)
+                memtune[key] = to_kib(parse_size(value)) if value is not None else _UNLIMITED_KIB
+            elif field in _SCHED and field in _LIVE.get(self.scheme, ()):
+                param, default = _SCHED[field]
+                value = (spec.get("cpu") or {}).get(field.split(".", 1)[1])
+                sched[param] = int(value) if value is not None else default
+        if memtune:
+            self._on(step.ref, "set memtune",
+                     lambda d: d.setMemoryParameters(memtune, live_flag))
+        if sched:
+            self._on(step.ref, "set cputune",
+                     lambda d: d.setSchedulerParametersFlags(sched, live_flag))
+
+    def _set_memory(self, ref: Ref, kib: int) -> None:
+        flag = self.lv.VIR_DOMAIN_AFFECT_LIVE
+        self._on(ref, "set memory", lambda d: d.setMemoryFlags(kib, flag))
+
+    def _domain_start(self, step: Step) -> None:
+        def start(dom: Any) -> None:
+            if dom.isActive():
+                return
+            dom.create()
+
+        self._on(step.ref, "start", start)
+        self._forget(step.ref)  # LXC writes the resource partition into the definition
+
+    def _domain_stop(self, step: Step) -> None:
+        lv = self.lv
+
+        def stop(dom: Any) -> None:
+            if not dom.isActive():
+                return
+            try:
+                if self.scheme == "lxc":
+                    dom.shutdownFlags(lv.VIR_DOMAIN_SHUTDOWN_SIGNAL)
+                else:
+                    dom.shutdown()
+            except lv.libvirtError as exc:
+                if not dom.isActive():
+                    return
+                if not code_in(lv, exc, ("VIR_ERR_OPERATION_INVALID", "VIR_ERR_NO_SUPPORT",
+                                         "VIR_ERR_OPERATION_UNSUPPORTED",
+                                         "VIR_ERR_AGENT_UNRESPONSIVE",
+                                         "VIR_ERR_OPERATION_TIMEOUT")):
+                    raise
+            deadline = time.monotonic() + self.stop_timeout
+            while dom.isActive():
+                if time.monotonic() >= deadline:
+                    try:
+                        dom.destroy()
+                    except lv.libvirtError:
+                        if dom.isActive():
+                            raise
+                    return
+                time.sleep(0.05)
+
+        self._on(step.ref, "stop", stop, missing=lambda: None)
+
+    def _domain_undefine(self, step: Step) -> None:
+        lv = self.lv
+
+        def undefine(dom: Any) -> None:
+            if dom.isActive():
+                raise PermanentError(f"{step.ref} is running; stop it first")
+            if self.scheme == "qemu":
+                # config gone, data kept: managed save and snapshot metadata go with the
+                # definition (else undefine refuses), NVRAM (the guest's data) stays
+                dom.undefineFlags(lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                  lv.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                  lv.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+                                  lv.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+            else:
+                dom.undefine()
+
+        self._on(step.ref, "undefine", undefine, missing=lambda: None)
+        self._handles.pop(step.ref, None)
+        self._seen.pop(step.ref, None)
+        if self._known is not None:
+            self._known.discard(step.ref)
+
+    def _domain_purge(self, step: Step) -> None:
+        entry = self._seen.get(step.ref)
+        if entry is None:
+            xml, _ = self._fetch(step.ref)
+            stamp = parse_domain(xml, step.ref.name).stamp if xml is not None else None
+        else:
+            stamp = entry.parsed.stamp
+        owned = storage.owned_sources(stamp.spec if stamp else None, self.roots, step.ref.name)
+        # storage first: if erasing fails, the definition (and with it the record of what
+        # the domain owns) is still there for the next attempt
+        if self._on(step.ref, "state", lambda d: d.isActive(), missing=lambda: False):
+            raise PermanentError(f"{step.ref} is running; stop it first")
+        storage.purge(owned)
+        self._domain_undefine(step)
+
+    # -- networks
+    def _network_provision(self, step: Step) -> None:
+        return None
+
+    def _network_define(self, step: Step) -> None:
+        def make(existing: str | None) -> str:
+            assert step.spec is not None
+            return compose.network_xml(step.spec, step.stamp(), existing=existing)
+
+        self._define(step, make, lambda conn, xml: conn.networkDefineXML(xml))
+
+    def _network_update(self, step: Step) -> None:
+        self._network_define(step)
+
+    def _network_start(self, step: Step) -> None:
+        def start(net: Any) -> None:
+            if not net.isActive():
+                net.create()
+
+        self._on(step.ref, "start", start)
+
+    def _network_stop(self, step: Step) -> None:
+        def stop(net: Any) -> None:
+            if net.isActive():
+                net.destroy()
+
+        self._on(step.ref, "stop", stop, missing=lambda: None)
+
+    def _network_undefine(self, step: Step) -> None:
+        def undefine(net: Any) -> None:
+            if net.isActive():
+                raise PermanentError(f"{step.ref} is running; stop it first")
+            net.undefine()
+
+        self._on(step.ref, "undefine", undefine, missing=lambda: None)
+        self._handles.pop(step.ref, None)
+        self._seen.pop(step.ref, None)
+        if self._known is not None:
+            self._known.discard(step.ref)
+
+    def _network_purge(self, step: Step) -> None:
+        self._network_undefine(step)  # a network owns no storage
+
+    # ------------------------------------------------------------------ events, import
+    def events(self, stop: Stop) -> Iterator[Ref]:
+        """Refs of domains and networks as libvirt reports changes to them (see `events`)."""
+        def current(conn: Any) -> list[Ref]:
+            refs = [Ref("Network", n.name()) for n in _or_empty(self.lv, conn.listAllNetworks)]
+            return refs + [Ref("Domain", d.name()) for d in conn.listAllDomains(0)]
+
+        yield from watch(self.lv, self.uri, stop, wanted=self._wanted, current=current)
+
+    def import_specs(self) -> list[dict[str, Any]]:
+        """Specs for what the host holds, without what libvirt filled in by itself.
+
+        Objects the loader cannot express are skipped (their name and the reason are in
+        `import_skipped`)."""
+        self.import_skipped: list[tuple[str, str]] = []
+        out = []
+        for obj in self.observe():
+            entry = self._seen[obj.ref]
+            parsed = entry.parsed
+            if parsed.spec is None:
+                self.import_skipped.append((str(obj.ref), parsed.error or "unreadable"))
+                continue
+            if obj.ref.kind == "Domain":
+                spec = normalize.strip_domain_defaults(parsed.spec)
+            else:
+                spec = normalize.strip_network_defaults(parsed.spec)
+            spec.update(kind=obj.ref.kind, name=obj.ref.name, state=obj.state)
+            if obj.state == "running":
+                spec.pop("state")  # the model's default
+            spec["autostart"] = entry.autostart
+            out.append(spec)
+        return out
+
+    def close(self) -> None:
+        self.conn.close()
+        self._handles.clear()
+
+
+def _or_empty(lv: Any, lister: Callable[[], list[Any]]) -> list[Any]:
+    try:
+        return lister()
+    except lv.libvirtError:
+        return []
