@@ -116,7 +116,7 @@ class LxcConfig:
                     out.append(v)
         return out
 
-    def keys(self) -> list[str]:
+    def key_names(self) -> list[str]:
         return [k for k, _ in self.items()]
 
     def has(self, key: str) -> bool:

@@ -89,8 +89,9 @@ def shares_to_weight(shares: int) -> int:
 
 
 def weight_to_shares(weight: int) -> int:
+    """The smallest shares that convert to `weight` (so converting back is exact)."""
     weight = min(max(weight, 1), 10000)
-    return 2 + ((weight - 1) * 262142) // 9999
+    return 2 + -(-((weight - 1) * 262142) // 9999)
 
 
 def parse_bytes(text: str) -> int | None:
@@ -144,7 +145,6 @@ class Context:
 _FSTAB_ESCAPES = {" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"}
 _BIND_OPTS = {"bind", "rbind", "ro", "rw", "defaults", "create=dir", "create=file"}
 _RAM_OPTS = {"rw", "defaults", "create=dir"}
-_BLOCK_OPTS = {"ro", "rw", "defaults", "create=dir"}
 
 
 def fstab_escape(path: str) -> str:
@@ -186,9 +186,6 @@ def mount_to_fs(entry: str, rootfs: str) -> dict[str, Any] | None:
         if not size:
             return None
         return {"type": "ram", "target": target, "size": format_size(size)}
-    if source.startswith("/dev/") and options <= _BLOCK_OPTS and fstype not in ("none", "auto"):
-        return _fs({"type": "block", "source": source, "target": target, "format": fstype,
-                    "readonly": readonly})
     return None
 
 
@@ -208,9 +205,6 @@ def fs_to_mount(fs: dict[str, Any], ctx: Context) -> str:
         return f"{fstab_escape(fs['source'])} {target} none {opts} 0 0"
     if kind == "ram":
         return f"tmpfs {target} tmpfs size={parse_size(fs['size'])},create=dir 0 0"
-    if kind == "block":
-        opts = ",".join(["ro" if ro else "defaults", "create=dir"])
-        return f"{fstab_escape(fs['source'])} {target} {fs['format']} {opts} 0 0"
     raise PermanentError(f"filesystem type {kind!r} is not supported by the lxc driver")
 
 
@@ -260,16 +254,19 @@ def read_filesystems(cfg: LxcConfig, ctx: Context) -> list[dict[str, Any]]:
 
 def _nic_indexes(cfg: LxcConfig) -> list[int]:
     found = set()
-    for key in cfg.keys():  # noqa: SIM118 - LxcConfig is not a dict
+    for key in cfg.key_names():
         match = re.match(r"^lxc\.net\.(\d+)\.", key)
         if match:
             found.add(int(match.group(1)))
     return sorted(found)
 
 
-# modelled lxc.net.N.<sub> keys; the others (script.up, l2proxy...) are kept by index
+# modelled lxc.net.N.<sub> keys; the others (script.up, l2proxy...) are kept by index. A moved
+# host NIC (phys) keeps its own name, MAC and MTU in the model, so those stay as lines too.
 _NIC_KEYS = {"type", "link", "flags", "name", "hwaddr", "mtu", "ipv4.address", "ipv6.address",
              "ipv4.gateway", "ipv6.gateway", "veth.pair", "veth.mode", "macvlan.mode"}
+_PHYS_KEYS = {"type", "link", "flags", "ipv4.address", "ipv6.address", "ipv4.gateway",
+              "ipv6.gateway"}
 _NIC_TYPES = {"bridge": "veth", "routed": "veth", "direct": "macvlan", "hostdev": "phys"}
 
 
@@ -292,13 +289,14 @@ def read_interfaces(cfg: LxcConfig) -> list[dict[str, Any]]:
             nic = {"type": "hostdev", "source": link}
         else:
             continue  # none / empty / vlan / ipvlan: no model interface
+        phys = ntype == "phys"
         if ntype == "veth" and cfg.get(p + "veth.pair"):
             nic["host_dev"] = cfg.get(p + "veth.pair")
-        if cfg.get(p + "name"):
+        if cfg.get(p + "name") and not phys:
             nic["guest_dev"] = cfg.get(p + "name")
-        if cfg.get(p + "hwaddr"):
+        if cfg.get(p + "hwaddr") and not phys:
             nic["mac"] = str(cfg.get(p + "hwaddr")).lower()
-        if cfg.get(p + "mtu"):
+        if cfg.get(p + "mtu") and not phys:
             nic["mtu"] = _int(cfg.get(p + "mtu"))
         ips = [a.split()[0] for a in cfg.get_all(p + "ipv4.address") + cfg.get_all(
             p + "ipv6.address") if a.split()]
@@ -309,7 +307,7 @@ def read_interfaces(cfg: LxcConfig) -> list[dict[str, Any]]:
             nic["gateway"] = gw4 or gw6
         if gw4 and gw6:
             nic["routes"] = [{"address": "::", "prefix": 0, "gateway": gw6}]
-        if "up" not in (cfg.get(p + "flags") or "").split():
+        if "up" not in (cfg.get(p + "flags") or "").split() and not phys:
             nic["link"] = "down"
         out.append(nic)
     return out
@@ -589,12 +587,11 @@ def unsupported(spec: dict[str, Any]) -> list[str]:
                 problems.append("filesystem /: method/release are not LXC template settings; "
                                 "pass template arguments in options")
             continue
-        if kind not in ("mount", "ram", "block"):
+        if kind not in ("mount", "ram"):
             problems.append(f"filesystem {fs.get('target')}: type {kind} is not supported on "
-                            "LXC (use mount, ram or block)")
-        if kind == "block" and not fs.get("format"):
-            problems.append(f"filesystem {fs.get('target')}: a block mount needs format "
-                            "(the filesystem type)")
+                            "LXC below the root (use mount or ram; a block device needs its "
+                            "filesystem type in lxc.mount.entry, which the model does not "
+                            "carry)")
         if fs.get("accessmode") not in (None, "passthrough"):
             problems.append(f"filesystem {fs.get('target')}: accessmode {fs['accessmode']} "
                             "is not supported on LXC")
@@ -686,7 +683,10 @@ def _write_interfaces(cfg: LxcConfig, nics: list[dict[str, Any]]) -> None:
     kept: dict[int, list[tuple[str, str]]] = {}
     for key, value in cfg.items():
         match = re.match(r"^lxc\.net\.(\d+)\.(.+)$", key)
-        if match and match.group(2) not in _NIC_KEYS:
+        if not match:
+            continue
+        modelled = _PHYS_KEYS if old_types.get(int(match.group(1))) == "phys" else _NIC_KEYS
+        if match.group(2) not in modelled:
             kept.setdefault(int(match.group(1)), []).append((match.group(2), value))
     at = cfg.remove_where(lambda k: k.startswith("lxc.net."))
     pairs: list[tuple[str, str]] = []
