@@ -36,7 +36,7 @@ BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.isfil
 
 def load_libvirt() -> Any:
     try:
-        import libvirt  # noqa: PLC0415 - optional extra
+        import libvirt
     except ImportError:
         return None
     libvirt.registerErrorHandler(lambda _c, _e: None, None)

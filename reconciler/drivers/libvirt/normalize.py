@@ -220,7 +220,8 @@ def project_network(live: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]
     if "bridge" in live:
         out["bridge"] = _project_dict(live["bridge"], ref.get("bridge"), ())
     if "forward" in live:
-        out["forward"] = _project_dict(live["forward"], ref.get("forward"), ("mode",))
+        forward = _forward_spelling(live["forward"], ref.get("forward"))
+        out["forward"] = _project_dict(forward, ref.get("forward"), ("mode",))
     if "mac" in live:
         out["mac"] = _same_mac(live["mac"], ref.get("mac"))
     if "xml" in live:
@@ -247,6 +248,17 @@ def project_network(live: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]
             ips.append(_drop_empty(item))
         out["ips"] = ips
     return _drop_empty(out)
+
+
+def _forward_spelling(live: Any, ref: Any) -> Any:
+    """`<forward dev='X'>` and `<forward><interface dev='X'/></forward>` (one device) are one
+    thing; libvirt writes both, the reader folds that pair into `dev`. Spell it as the spec."""
+    if not isinstance(live, dict) or not isinstance(ref, dict) or not live.get("dev"):
+        return live
+    alone = f'<interface dev="{live["dev"]}"></interface>'
+    if ref.get("dev") is None and list(ref.get("xml", ())) == [alone] and not live.get("xml"):
+        return {**{k: v for k, v in live.items() if k != "dev"}, "xml": [alone]}
+    return live
 
 
 def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""Running the engine against the libvirt driver as the agent and CLI do (imported by tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine import compute_plan
+from reconciler.engine.apply import ApplyReport, apply_plan
+from reconciler.engine.config import Config, build_hosts
+from reconciler.engine.journal import Journal
+from reconciler.engine.plan import Plan, Settings
+
+
+def config(state: Path, uri: str, prefix: str, **options: Any) -> Config:
+    return Config(state_dir=str(state), driver="libvirt", driver_chosen=True,
+                  drivers={"libvirt": {"uri": uri, "match": f"{prefix}*", "stop_timeout": 10,
+                                       **options}})
+
+
+def plan(specs: Path, cfg: Config) -> Plan:
+    hosts = build_hosts(cfg)
+    try:
+        return compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
+    finally:
+        hosts.close()
+
+
+def apply(specs: Path, cfg: Config) -> tuple[Plan, ApplyReport]:
+    hosts = build_hosts(cfg)
+    journal = Journal(cfg.state_dir)
+    try:
+        the_plan = compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
+        report = apply_plan(the_plan, hosts, journal, parallel=4)
+    finally:
+        journal.close()
+        hosts.close()
+    return the_plan, report
+
+
+def changes(the_plan: Plan) -> dict[str, list[str]]:
+    """Per object with something to do: its action and the fields that differ."""
+    return {str(o.ref): [o.action, *[f"{c.field}: {c.old!r} -> {c.new!r}" for c in o.changes]]
+            for o in the_plan.objects if o.action != "noop"}
+
+
+def errors(report: ApplyReport) -> dict[str, str | None]:
+    return {k: v.error for k, v in report.outcomes.items() if v.result != "succeeded"}
