@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from reconciler import __version__
-from reconciler.cli import engine_commands, import_command, spec_commands
+from reconciler.cli import agent_commands, engine_commands, import_command, spec_commands
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec_commands.register(sub)
     engine_commands.register(sub)
     import_command.register(sub)
+    agent_commands.register(sub)
     return parser
 
 

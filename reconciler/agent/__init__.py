@@ -1,0 +1,20 @@
+"""The unattended agent: watch spec directories (or a git repository) and keep the host equal
+to them. `reconciler watch` runs it; `reconciler status` reads what it last did.
+
+    watch.py      watchdog events -> complete files, debounced; symlink swaps; overflow
+    specstore.py  per-file cache of loaded specs; incremental SpecSet; affected objects
+    planner.py    compute_plan over caches: only the affected objects, whole set for removals
+    loop.py       the reconcile loop: passes, resync, backoff, rate limit, signals
+    status.py     STATE/agent-status.json, written and read
+    http.py       /healthz and /metrics (metrics.py)
+    systemd.py    sd_notify: READY, STATUS, WATCHDOG
+    gitsource.py  GitOps: fetch, one directory per commit, atomic symlink swap
+    lock.py       one agent per state directory
+"""
+
+from __future__ import annotations
+
+from .loop import Agent
+from .settings import AgentSettings, GitSettings, WatchSettings, agent_settings
+
+__all__ = ["Agent", "AgentSettings", "GitSettings", "WatchSettings", "agent_settings"]

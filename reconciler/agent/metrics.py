@@ -1,0 +1,56 @@
+"""Prometheus metrics, all named `reconciler_*`, in the agent's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from reconciler import __version__
+
+OBJECT_STATES = ("in_sync", "failed", "held", "refused", "pending")
+PASS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                300.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.passes = Counter("reconciler_passes", "Reconcile passes, by trigger and result",
+                              ["trigger", "result"], registry=r)
+        self.steps = Counter("reconciler_steps", "Steps run, by step kind and result",
+                             ["kind", "result"], registry=r)
+        self.failures = Counter("reconciler_object_failures",
+                                "Times an object failed in a pass (then backed off)",
+                                registry=r)
+        self.removals_refused = Counter("reconciler_removal_refused",
+                                        "Passes where the removal breaker refused removals",
+                                        registry=r)
+        self.rescans = Counter("reconciler_rescans", "Full rescans of the spec directories",
+                               ["reason"], registry=r)
+        self.files_read = Counter("reconciler_files_read", "Spec files read after a change",
+                                  registry=r)
+        self.pass_duration = Histogram("reconciler_pass_duration_seconds",
+                                       "Duration of a pass: load, plan and apply",
+                                       buckets=PASS_BUCKETS, registry=r)
+        self.held_files = Gauge("reconciler_held_files",
+                                "Spec files that fail to load; their objects are held",
+                                registry=r)
+        self.pending_files = Gauge("reconciler_pending_files",
+                                   "Changed files waiting to be complete", registry=r)
+        self.objects = Gauge("reconciler_objects", "Desired objects by state", ["state"],
+                             registry=r)
+        self.last_success = Gauge("reconciler_last_success_timestamp_seconds",
+                                  "When a pass last succeeded (Unix time)", registry=r)
+        self.last_pass = Gauge("reconciler_last_pass_timestamp_seconds",
+                               "When the last pass finished (Unix time)", registry=r)
+        self.last_pass_ok = Gauge("reconciler_last_pass_success",
+                                  "1 when the last pass succeeded", registry=r)
+        self.watcher_up = Gauge("reconciler_watcher_up", "1 while the file watcher runs",
+                                registry=r)
+        self.info = Info("reconciler_build", "Version of the agent", registry=r)
+        self.info.info({"version": __version__})
+        self.commit = Info("reconciler_spec", "The git commit the specs come from", registry=r)
+        for state in OBJECT_STATES:
+            self.objects.labels(state).set(0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
