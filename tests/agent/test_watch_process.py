@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
 
 from .conftest import (
     base_args,
