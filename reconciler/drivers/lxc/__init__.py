@@ -67,6 +67,7 @@ from reconciler.model import Domain, canonical
 SIDECAR = "reconciler.json"
 UNDEFINED = "config.undefined"
 START_LOG = "reconciler-start.log"
+STAGING = ".reconciler-staging"  # not a valid container name, so observe never lists it
 DEFAULT_LXCPATH = "/var/lib/lxc"
 COMMON_CONF = "/usr/share/lxc/config/common.conf"
 
@@ -162,6 +163,10 @@ class LxcDriver:
             getattr(self, f"_do_{step.kind}")(step, name)
 
     def _do_provision(self, step: Step, name: str) -> None:
+        """Build the container in a staging lxcpath, write its whole config and our sidecar
+        there, then rename it into place: a crash at any point leaves either nothing (the
+        next pass provisions again) or a complete container we own, never a half-made one
+        that would look foreign or need a replace."""
         spec = self._spec(step)
         problems = unsupported(spec)
         if problems:
@@ -173,38 +178,63 @@ class LxcDriver:
                                      "by reconciler; leaving it alone")
             return  # resumed after a crash: already provisioned
         if (cdir / UNDEFINED).exists():
-            # undefined earlier with its data kept: bring the old config back, reuse the rootfs
-            os.replace(cdir / UNDEFINED, cdir / "config")
-            self._write_stamp(name, step.stamp())
+            self._redefine_kept(step, name, spec)
             return
+        if cdir.exists():
+            raise PermanentError(f"{cdir} exists but holds no LXC config; move it away first")
         root = _root_of(spec.get("filesystems"))
         if root is None:
             raise PermanentError(f"{step.ref}: an LXC container needs a root filesystem "
                                  "(filesystems: [{target: /, type: template, name: busybox}])")
-        os.makedirs(self.lxcpath, exist_ok=True)
+        staging = Path(self.lxcpath) / STAGING
+        sdir = staging / name
+        if sdir.exists():
+            shutil.rmtree(sdir)  # left by a crash during an earlier provision
+        staging.mkdir(parents=True, exist_ok=True)
         if root.get("type") == "template":
-            self._create_from_template(step, name, root)
+            record = self._create_from_template(staging, name, root)
         else:
-            cdir.mkdir(mode=0o770, exist_ok=True)
+            sdir.mkdir(mode=0o770)
             base = f"lxc.include = {COMMON_CONF}\n" if os.path.exists(COMMON_CONF) else ""
-            self._write_atomic(cdir / "config", "# LXC container made by reconciler\n" + base,
-                               0o640)
-            self._write_stamp(name, step.stamp(), {"template": None})
+            (sdir / "config").write_text("# LXC container made by reconciler\n" + base)
+            record = {"template": None}
+        text = self._read_text(sdir / "config") or ""
+        cfg = LxcConfig.parse(text)
+        ctx = self._context(name, text, {"lxc": record})
+        write_spec(cfg, spec, managed_fields(spec, None), ctx)  # paths: the final place
+        self._write_atomic(sdir / "config", cfg.render(), 0o640)
+        data = {**step.stamp().to_json(), "lxc": record}
+        self._write_atomic(sdir / SIDECAR, json.dumps(data, indent=1, sort_keys=True) + "\n",
+                           0o600)
+        os.rename(sdir, cdir)
 
-    def _create_from_template(self, step: Step, name: str, root: dict[str, Any]) -> None:
+    def _redefine_kept(self, step: Step, name: str, spec: dict[str, Any]) -> None:
+        """Undefined earlier with its data kept: the same rootfs, the new spec."""
+        cdir = self._dir(name)
+        text = self._read_text(cdir / UNDEFINED) or ""
+        sidecar = self._read_sidecar(name)
+        stamp = Stamp.from_json(sidecar)
+        cfg = LxcConfig.parse(text)
+        last = stamp.spec if stamp is not None and stamp.owner == OWNER else None
+        write_spec(cfg, spec, managed_fields(spec, last), self._context(name, text, sidecar))
+        self._write_stamp(name, step.stamp(), (sidecar or {}).get("lxc"))
+        self._write_atomic(cdir / "config", cfg.render(), 0o640)
+        _unlink(cdir / UNDEFINED)
+
+    def _create_from_template(self, staging: Path, name: str,
+                              root: dict[str, Any]) -> dict[str, Any]:
         template = str(root["name"])
         options = [str(o) for o in root.get("options", ())]
         # -f replaces /etc/lxc/default.conf, whose lxcbr0 network would not exist here
         with tempfile.NamedTemporaryFile("w", prefix="reconciler-lxc-", suffix=".conf") as fh:
-            fh.write("# network and limits come from the spec (define)\n")
+            fh.write("# network and limits come from the spec\n")
             fh.flush()
-            self.tools.create(name, template, fh.name, options)
-        cfg = LxcConfig.parse(self._read_text(self._dir(name) / "config") or "")
+            Tools(str(staging), self.tools.timeout).create(name, template, fh.name, options)
+        cfg = LxcConfig.parse(self._read_text(staging / name / "config") or "")
         if template == "busybox":
-            self._fix_busybox(self._rootfs(cfg, name))
-        record = {"template": template, "options": options,
-                  "template_mounts": cfg.get_all("lxc.mount.entry")}
-        self._write_stamp(name, step.stamp(), record)
+            self._fix_busybox(str(staging / name / "rootfs"))
+        return {"template": template, "options": options,
+                "template_mounts": cfg.get_all("lxc.mount.entry")}
 
     @staticmethod
     def _fix_busybox(root: str) -> None:

@@ -1,0 +1,231 @@
+"""Fixtures for tests on the real host: a private lxcpath, a private bridge on 10.123.N.0/24,
+unique name prefixes, and cleanup that runs even when a test fails.
+
+Everything is created under the test's temp dir (`-P` on every tool), so /var/lib/lxc and
+other people's containers are never looked at. Network traffic goes only to our own bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.drivers.lxc import LxcDriver
+from reconciler.engine import compute_plan
+from reconciler.engine.apply import ApplyReport, apply_plan
+from reconciler.engine.config import Config, build_hosts
+from reconciler.engine.journal import Journal
+from reconciler.engine.plan import Plan, Settings
+
+BOOT_SCRIPT = """#!/bin/sh
+echo boot >> /boots
+exec /sbin/init
+"""
+
+
+def lxc_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root: LXC containers are created with lxc-create"
+    for tool in ("lxc-create", "lxc-start", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt install lxc iproute2)"
+    if shutil.which("busybox") is None:
+        return "busybox is not installed (apt install busybox-static)"
+    return None
+
+
+def run(*argv: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                            check=False, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{argv}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def lxc_host() -> None:
+    reason = lxc_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+class Bridge:
+    def __init__(self, name: str, net: int) -> None:
+        self.name = name
+        self.net = net
+        self.gateway = f"10.123.{net}.1"
+
+    def ip(self, host: int) -> str:
+        return f"10.123.{self.net}.{host}"
+
+
+def _free_net() -> int:
+    used = run("ip", "-4", "-o", "addr").stdout
+    candidates = [n for n in range(100, 250) if f"10.123.{n}." not in used]
+    return random.choice(candidates)
+
+
+@pytest.fixture
+def bridge(lxc_host: None, prefix: str) -> Iterator[Bridge]:
+    br = Bridge(f"{prefix}br", _free_net())
+    run("ip", "link", "add", br.name, "type", "bridge", check=True)
+    try:
+        run("ip", "addr", "add", f"{br.gateway}/24", "dev", br.name, check=True)
+        run("ip", "link", "set", br.name, "up", check=True)
+        yield br
+    finally:
+        run("ip", "link", "del", br.name)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"rt{uuid.uuid4().hex[:6]}"
+
+
+class HostWorld:
+    """A spec directory, a state directory and a private lxcpath, driven through the engine."""
+
+    def __init__(self, tmp: Path, prefix: str) -> None:
+        self.prefix = prefix
+        self.lxcpath = tmp / "lxc"
+        self.specs = tmp / "specs"
+        self.state = tmp / "state"
+        self.bootdir = tmp / "boot"
+        for d in (self.lxcpath, self.specs, self.state, self.bootdir):
+            d.mkdir()
+        (self.bootdir / "boot").write_text(BOOT_SCRIPT)
+        (self.bootdir / "boot").chmod(0o755)
+        self.options: dict[str, Any] = {"stop_timeout": 0}
+
+    # ------------------------------------------------------------------ specs and engine
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}{suffix}"
+
+    def spec(self, name: str, **overrides: Any) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "kind": "Domain", "name": name, "type": "lxc", "memory": "128MiB",
+            "init": {"cmd": "/boot/boot"},
+            "filesystems": [{"type": "template", "name": "busybox", "target": "/"},
+                            {"source": str(self.bootdir), "target": "/boot",
+                             "readonly": True}],
+        }
+        spec.update(overrides)
+        return spec
+
+    def write(self, name: str, spec: dict[str, Any]) -> None:
+        (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+
+    def remove(self, name: str) -> None:
+        (self.specs / f"{name}.yaml").unlink()
+
+    def config(self) -> Config:
+        return Config(state_dir=str(self.state), driver="lxc", driver_chosen=True,
+                      drivers={"lxc": {"lxcpath": str(self.lxcpath), **self.options}})
+
+    def driver(self) -> LxcDriver:
+        return LxcDriver(state_dir=str(self.state), lxcpath=str(self.lxcpath), **self.options)
+
+    def plan(self) -> Plan:
+        hosts = build_hosts(self.config())
+        try:
+            return compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
+        finally:
+            hosts.close()
+
+    def apply(self, ok: bool = True) -> tuple[Plan, ApplyReport]:
+        hosts = build_hosts(self.config())
+        journal = Journal(self.state)
+        try:
+            plan = compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
+            report = apply_plan(plan, hosts, journal, parallel=4)
+        finally:
+            journal.close()
+            hosts.close()
+        if ok:
+            assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
+        return plan, report
+
+    # ------------------------------------------------------------------ the host's own view
+    def lxc(self, tool: str, name: str, *args: str, timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+        return run(tool, "-P", str(self.lxcpath), "-n", name, *args, timeout=timeout)
+
+    def state_of(self, name: str) -> str:
+        return self.lxc("lxc-info", name, "-sH").stdout.strip()
+
+    def attach(self, name: str, *argv: str) -> str:
+        result = self.lxc("lxc-attach", name, "--", *argv)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def pid(self, name: str) -> str:
+        return self.lxc("lxc-info", name, "-pH").stdout.strip()
+
+    def boots(self, name: str) -> int:
+        self.settle(name)
+        path = self.lxcpath / name / "rootfs" / "boots"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def settle(self, name: str) -> None:
+        """Until the boot script has exec'd busybox init (its /boots line is written)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.state_of(name) == "RUNNING":
+            try:
+                comm = Path(f"/proc/{self.pid(name)}/comm").read_text().strip()
+            except OSError:
+                comm = ""
+            if comm and comm != "sh":
+                return
+            time.sleep(0.02)
+
+    def config_text(self, name: str) -> str:
+        return (self.lxcpath / name / "config").read_text()
+
+    def cgroup(self, name: str, file: str) -> str:
+        controller = file.split(".")[0]
+        return (Path("/sys/fs/cgroup") / controller / f"lxc.payload.{name}" / file
+                ).read_text().strip()
+
+    def make_foreign(self, name: str, config: str = "", start: bool = True) -> None:
+        conf = self.lxcpath.parent / f"{name}.conf"
+        conf.write_text(config)
+        made = self.lxc("lxc-create", name, "-t", "busybox", "-f", str(conf))
+        assert made.returncode == 0, made.stderr
+        rcs = self.lxcpath / name / "rootfs" / "etc" / "init.d" / "rcS"
+        rcs.write_text("".join(line for line in rcs.read_text().splitlines(keepends=True)
+                               if "udhcpc" not in line))
+        if start:
+            started = self.lxc("lxc-start", name, "-d")
+            assert started.returncode == 0, started.stderr
+
+    def cleanup(self) -> None:
+        """Kill and destroy everything with our prefix, then leftover cgroups."""
+        if self.lxcpath.is_dir():
+            for entry in sorted(self.lxcpath.iterdir()):
+                if entry.is_dir() and entry.name.startswith(self.prefix):
+                    self.lxc("lxc-stop", entry.name, "-k")
+                    self.lxc("lxc-destroy", entry.name, "-f")
+            shutil.rmtree(self.lxcpath, ignore_errors=True)
+        for leftover in Path("/sys/fs/cgroup").glob(f"*/lxc.*.{self.prefix}*"):
+            with contextlib.suppress(OSError):
+                leftover.rmdir()
+
+
+@pytest.fixture
+def world(lxc_host: None, tmp_path: Path, prefix: str) -> Iterator[HostWorld]:
+    w = HostWorld(tmp_path, prefix)
+    try:
+        yield w
+    finally:
+        w.cleanup()
