@@ -192,8 +192,8 @@ def project_domain(live: dict[str, Any], ref: dict[str, Any],
     if isinstance(live.get("os"), dict) and "xml" in live["os"]:
         os_part = dict(live["os"])
         os_part["xml"] = project_pieces(os_part["xml"], (ref.get("os") or {}).get("xml"))
-        out["os"] = _drop_empty(os_part)
-    return _drop_empty(out)
+        out["os"] = _drop_empty(os_part, keep_dicts=True)
+    return _drop_empty(out, keep_dicts=True)
 
 
 def _project_dict(live: Any, ref: Any, keep: tuple[str, ...],
@@ -261,9 +261,11 @@ def _forward_spelling(live: Any, ref: Any) -> Any:
     return live
 
 
-def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
-    """The canonical form leaves defaults out: an emptied list or dict is no value."""
-    return {k: v for k, v in d.items() if v not in ([], {}, None)}
+def _drop_empty(d: dict[str, Any], keep_dicts: bool = False) -> dict[str, Any]:
+    """The canonical form leaves defaults out: an emptied list (or dict) is no value. A nested
+    setting that is all defaults (`console: {}`) is a value: the spec names it."""
+    empty: tuple[Any, ...] = ([], None) if keep_dicts else ([], {}, None)
+    return {k: v for k, v in d.items() if v not in empty}
 
 
 # --------------------------------------------------------------------------- import

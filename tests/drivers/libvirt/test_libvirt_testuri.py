@@ -1,0 +1,261 @@
+"""The driver against libvirt's in-process test hypervisor (test:///default): no daemon needed,
+so these run wherever libvirt-python is installed."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from libvirt_support import apply, changes, config, errors, plan
+
+from reconciler.drivers.base import Ref, Step
+from reconciler.drivers.libvirt import LibvirtDriver
+from reconciler.drivers.libvirt.connection import Connection
+from reconciler.errors import ConfigError, TransientError
+from reconciler.model import Domain
+
+URI = "test:///default"
+
+
+def _spec(name: str, **more: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"kind": "Domain", "name": name, "type": "test",
+                            "os": {"type": "hvm"}, "memory": "128MiB",
+                            "interfaces": [{"type": "bridge", "source": "br0"}]}
+    spec.update(more)
+    return spec
+
+
+def _write(specs: Path, spec: dict[str, Any]) -> None:
+    specs.mkdir(exist_ok=True)
+    (specs / f"{spec['name']}.yaml").write_text(yaml.safe_dump(spec))
+
+
+def _mac(conn: Any, name: str) -> str:
+    found = re.search(r"<mac address='([^']+)'", conn.lookupByName(name).XMLDesc(0))
+    assert found
+    return found.group(1)
+
+
+def test_observe_reports_foreign_objects_without_a_stamp(test_conn: Any, tmp_path: Path) -> None:
+    driver = LibvirtDriver(tmp_path, uri=URI)
+    try:
+        seen = {o.ref: o for o in driver.observe()}
+    finally:
+        driver.close()
+    test = seen[Ref("Domain", "test")]  # the test driver's own running domain
+    assert test.state == "running" and test.stamp is None and not test.owned
+    assert test.type == "test" and test.spec["memory"]
+    assert seen[Ref("Network", "default")].type == "network"
+    assert driver.types == {"test", "network"}
+
+
+def test_redefine_keeps_uuid_and_macs_and_converges(test_conn: Any, prefix: str,
+                                                    tmp_path: Path) -> None:
+    name = f"{prefix}a"
+    specs = tmp_path / "specs"
+    cfg = config(tmp_path / "state", URI, prefix)
+    _write(specs, _spec(name, state="stopped"))
+    _, report = apply(specs, cfg)
+    assert not errors(report)
+    dom = test_conn.lookupByName(name)
+    uuid, mac = dom.UUIDString(), _mac(test_conn, name)
+    # a restart-class change: redefined in place, same identity
+    _write(specs, _spec(name, state="stopped", memory="256MiB"))
+    first, report = apply(specs, cfg)
+    assert changes(first) == {f"domain/{name}": ["update", "memory: '128MiB' -> '256MiB'"]}
+    assert test_conn.lookupByName(name).UUIDString() == uuid
+    assert _mac(test_conn, name) == mac
+    assert test_conn.lookupByName(name).info()[1] == 256 * 1024
+    assert changes(plan(specs, cfg)) == {}
+
+
+def test_live_memory_reaches_the_running_domain_and_its_config(test_conn: Any, lv: Any,
+                                                               prefix: str,
+                                                               tmp_path: Path) -> None:
+    name = f"{prefix}b"
+    specs = tmp_path / "specs"
+    cfg = config(tmp_path / "state", URI, prefix)
+    _write(specs, _spec(name))
+    apply(specs, cfg)
+    dom = test_conn.lookupByName(name)
+    boot_id = dom.ID()
+    _write(specs, _spec(name, current_memory="64MiB"))
+    first, report = apply(specs, cfg)
+    assert not errors(report)
+    obj = next(o for o in first.objects if o.ref.name == name)
+    assert (obj.action, obj.update) == ("update", "live")
+    assert [s.kind for s in first.steps] == ["update"]
+    assert dom.ID() == boot_id  # not restarted
+    assert dom.info()[2] == 64 * 1024  # the running domain's current memory
+    assert "<currentMemory unit='KiB'>65536<" in dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
+    assert changes(plan(specs, cfg)) == {}
+
+
+def test_stamp_holds_the_last_applied_spec(test_conn: Any, prefix: str, tmp_path: Path) -> None:
+    name = f"{prefix}c"
+    specs = tmp_path / "specs"
+    cfg = config(tmp_path / "state", URI, prefix)
+    _write(specs, _spec(name, autostart=True, protect=True, hostname="web"))
+    apply(specs, cfg)
+    driver = LibvirtDriver(tmp_path / "state", uri=URI, match=f"{prefix}*")
+    try:
+        live = {o.ref.name: o for o in driver.observe()}[name]
+    finally:
+        driver.close()
+    assert live.owned and live.protected
+    assert live.stamp is not None and live.stamp.source == str(specs / f"{name}.yaml")
+    assert live.last_applied == {k: v for k, v in _spec(name, autostart=True, protect=True,
+                                                        hostname="web").items() if k != "kind"}
+    assert live.spec["autostart"] is True and test_conn.lookupByName(name).autostart() == 1
+
+
+def test_update_classes() -> None:
+    driver = LibvirtDriver("/tmp/unused", uri=URI)
+    dom, net = Ref("Domain", "a"), Ref("Network", "n")
+    assert driver.update_class(dom, "test", "current_memory") == "live"
+    assert driver.update_class(dom, "test", "memory") == "restart"
+    assert driver.update_class(dom, "test", "uuid") == "recreate"
+    assert driver.update_class(dom, "test", "protect") == "live"
+    assert driver.update_class(dom, "test", "dns.nameservers") == "live"  # metadata only
+    assert driver.update_class(net, "network", "autostart") == "live"
+    assert driver.update_class(net, "network", "ips") == "restart"
+    lxc = LibvirtDriver("/tmp/unused", uri="lxc:///")
+    for field in ("cpu.shares", "memtune.hard_limit", "current_memory"):
+        assert lxc.update_class(dom, "lxc", field) == "live"
+    assert lxc.update_class(dom, "lxc", "memory") == "restart"
+    assert lxc.update_class(dom, "lxc", "interfaces") == "restart"
+
+
+def test_bad_options_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown hypervisor"):
+        LibvirtDriver(tmp_path, uri="nope:///")
+    with pytest.raises(ConfigError, match="seconds"):
+        LibvirtDriver(tmp_path, uri=URI, stop_timeout="soon")
+
+
+def test_import_writes_specs_without_host_defaults(test_conn: Any, prefix: str,
+                                                   tmp_path: Path) -> None:
+    name = f"{prefix}d"
+    test_conn.defineXML(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
+                        "<os><type>hvm</type></os><devices><interface type='bridge'>"
+                        "<source bridge='br0'/></interface></devices></domain>")
+    driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
+    try:
+        specs = driver.import_specs()
+    finally:
+        driver.close()
+    assert [s["name"] for s in specs] == [name]
+    spec = specs[0]
+    Domain.model_validate(spec)
+    assert spec["state"] == "stopped" and spec["autostart"] is False
+    assert spec["memory"] == "64MiB" and "current_memory" not in spec and "arch" not in spec
+    assert not any("clock" in p or "on_poweroff" in p for p in spec.get("xml", ()))
+    assert "host_dev" not in spec["interfaces"][0]  # testnetN: generated
+    assert spec["interfaces"][0]["mac"] == _mac(test_conn, name)  # identity: kept
+
+
+def test_events_name_changed_domains(test_conn: Any, prefix: str, tmp_path: Path) -> None:
+    name = f"{prefix}e"
+    dom = test_conn.defineXML(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
+                              "<os><type>hvm</type></os></domain>")
+    dom.create()
+    driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
+    stop = threading.Event()
+    seen: list[tuple[float, Ref]] = []
+    ready = threading.Event()
+
+    def consume() -> None:
+        for ref in driver.events(stop):
+            seen.append((time.monotonic(), ref))
+            ready.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # the watcher registers its callbacks
+        other = test_conn.defineXML("<domain type='test'><name>zz-not-ours</name>"
+                                    "<memory>65536</memory><os><type>hvm</type></os></domain>")
+        other.undefine()
+        started = time.monotonic()
+        dom.destroy()
+        assert ready.wait(1.0), "no event within a second"
+        assert seen[0][1] == Ref("Domain", name) and seen[0][0] - started < 1.0
+        assert all(ref.name.startswith(prefix) for _, ref in seen)  # match applies
+    finally:
+        stop.set()
+        thread.join(2)
+        driver.close()
+    assert not thread.is_alive()
+
+
+class _DyingConn:
+    """A connection whose daemon went away after `calls` calls."""
+
+    def __init__(self, lv: Any, calls: int) -> None:
+        self.lv, self.calls, self.alive = lv, calls, True
+
+    def listAllDomains(self, flags: int) -> list[Any]:
+        if self.calls <= 0:
+            self.alive = False
+            raise self.lv.libvirtError("internal error: client socket is closed")
+        self.calls -= 1
+        return []
+
+    def isAlive(self) -> int:
+        return 1 if self.alive else 0
+
+    def close(self) -> int:
+        return 0
+
+
+def test_connection_reconnects_once_the_daemon_is_back(lv: Any) -> None:
+    opened: list[_DyingConn] = []
+    down = {"until": 1}
+
+    def opener(uri: str) -> _DyingConn:
+        if down["until"] > 0:
+            down["until"] -= 1
+            raise lv.libvirtError("Failed to connect socket")
+        conn = _DyingConn(lv, 1)
+        opened.append(conn)
+        return conn
+
+    conn = Connection(URI, reconnect_timeout=5, opener=opener)
+    with pytest.raises(TransientError, match="cannot connect"):
+        conn.get()  # one attempt only when nothing was open: fail fast
+    assert conn.call("list", lambda c: c.listAllDomains(0)) == []
+    first = conn.generation
+    # the daemon dies: the next call reconnects (backoff) and is tried once more
+    assert conn.call("list", lambda c: c.listAllDomains(0)) == []
+    assert conn.generation == first + 1 and conn.reconnects == 1 and len(opened) == 2
+
+    down["until"] = 10**6  # and now it stays away: a TransientError after the timeout
+    conn.reconnect_timeout = 0.3
+    with pytest.raises(TransientError):
+        conn.call("list", lambda c: c.listAllDomains(0))
+
+
+def test_define_of_an_unknown_domain_after_observe_needs_no_lookup(
+        test_conn: Any, prefix: str, tmp_path: Path) -> None:
+    """The last observe says it is absent: define goes straight to defineXML; if it was
+    defined meanwhile by someone else, libvirt's uuid check catches it and the real
+    definition is continued."""
+    name = f"{prefix}f"
+    driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
+    try:
+        driver.observe()
+        test_conn.defineXML(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
+                            "<os><type>hvm</type></os></domain>")
+        uuid = test_conn.lookupByName(name).UUIDString()
+        spec = {k: v for k, v in _spec(name).items() if k != "kind"}
+        driver.execute(Step("s", "define", Ref("Domain", name), "test", spec=spec))
+        assert test_conn.lookupByName(name).UUIDString() == uuid
+        live = {o.ref.name: o for o in driver.observe()}[name]
+        assert live.owned
+    finally:
+        driver.close()
