@@ -81,9 +81,11 @@ def domain_types(uri: str) -> frozenset[str]:
 
 # error codes (virErrorNumber) by what retrying can do about them; names, since the numbers
 # are libvirt's and resolved against the loaded module
-_TRANSIENT = ("VIR_ERR_SYSTEM_ERROR", "VIR_ERR_RPC", "VIR_ERR_NO_CONNECT",
-              "VIR_ERR_OPERATION_TIMEOUT", "VIR_ERR_AGENT_UNRESPONSIVE", "VIR_ERR_AUTH_FAILED",
-              "VIR_ERR_AUTH_UNAVAILABLE", "VIR_ERR_OPERATION_ABORTED", "VIR_ERR_RESOURCE_BUSY")
+_TRANSIENT = ("VIR_ERR_RPC", "VIR_ERR_NO_CONNECT", "VIR_ERR_OPERATION_TIMEOUT",
+              "VIR_ERR_AGENT_UNRESPONSIVE", "VIR_ERR_AUTH_UNAVAILABLE",
+              "VIR_ERR_OPERATION_ABORTED", "VIR_ERR_RESOURCE_BUSY")
+# a system error is an I/O failure: transient when it is the connection's, not the host's
+_CONNECTION_DOMAINS = ("VIR_FROM_RPC", "VIR_FROM_REMOTE", "VIR_FROM_STREAMS")
 NOT_FOUND = ("VIR_ERR_NO_DOMAIN", "VIR_ERR_NO_NETWORK", "VIR_ERR_NO_STORAGE_VOL",
              "VIR_ERR_NO_STORAGE_POOL")
 
@@ -98,11 +100,17 @@ def map_error(lv: ModuleType, exc: Exception, what: str) -> DriverError:
     message = f"{what}: {exc}"
     if isinstance(exc, lv.libvirtError):
         text = str(exc)
-        if code_in(lv, exc, _TRANSIENT) or "client socket is closed" in text \
-                or "Cannot recv data" in text or "Broken pipe" in text \
-                or "End of file while reading data" in text:
+        source = exc.get_error_domain() if hasattr(exc, "get_error_domain") else None
+        from_connection = code_in(lv, exc, ("VIR_ERR_SYSTEM_ERROR",)) and any(
+            getattr(lv, name, None) == source for name in _CONNECTION_DOMAINS)
+        if code_in(lv, exc, _TRANSIENT) or from_connection or \
+                any(sign in text for sign in _CONNECTION_GONE):
             return TransientError(message, delay=1.0)
     return PermanentError(message)
+
+
+_CONNECTION_GONE = ("client socket is closed", "Cannot recv data", "Broken pipe",
+                    "End of file while reading data", "Connection reset by peer")
 
 
 # --------------------------------------------------------------------------- connection

@@ -314,22 +314,28 @@ def test_missing_libvirt_python_is_a_config_error_with_the_fix(
 
 
 class _FakeError(Exception):
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, domain: int = 0) -> None:
         super().__init__(message)
-        self.code = code
+        self.code, self.domain = code, domain
 
     def get_error_code(self) -> int:
         return self.code
 
+    def get_error_domain(self) -> int:
+        return self.domain
+
 
 _FAKE = types.SimpleNamespace(libvirtError=_FakeError, VIR_ERR_SYSTEM_ERROR=38,
                               VIR_ERR_OPERATION_TIMEOUT=68, VIR_ERR_XML_ERROR=27,
-                              VIR_ERR_NO_DOMAIN=42)
+                              VIR_ERR_NO_DOMAIN=42, VIR_FROM_RPC=7, VIR_FROM_NETWORK=19)
 
 
 def test_errors_are_mapped_by_what_retrying_can_do() -> None:
-    assert isinstance(connection.map_error(_FAKE, _FakeError("socket", 38), "x"), TransientError)
+    assert isinstance(connection.map_error(_FAKE, _FakeError("recv", 38, 7), "x"), TransientError)
     assert isinstance(connection.map_error(_FAKE, _FakeError("slow", 68), "x"), TransientError)
+    # an I/O error of the host (a missing directory) does not heal by retrying
+    assert isinstance(connection.map_error(_FAKE, _FakeError("Failed to create file", 38, 19),
+                                           "x"), PermanentError)
     assert isinstance(connection.map_error(_FAKE, _FakeError("internal error: client socket "
                                                               "is closed", 1), "x"),
                       TransientError)
