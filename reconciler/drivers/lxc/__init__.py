@@ -1,6 +1,6 @@
 """`lxc`: LXC 4/5 containers through the lxc-* tools and `<lxcpath>/<NAME>/config`.
 
-    observe   one `lxc-ls -f -F NAME,STATE`, then each `<lxcpath>/*/config` and our sidecar
+    observe   one `lxc-ls --active -1`, then each `<lxcpath>/*/config` and our sidecar
               `<lxcpath>/<NAME>/reconciler.json` (ownership stamp + last-applied spec, plus
               what the template wrote at provision time)
     provision lxc-create -t TEMPLATE (the root filesystem `{type: template, name: ...}`);
@@ -106,7 +106,7 @@ class LxcDriver:
     def observe(self) -> list[LiveObject]:
         if not os.path.isdir(self.lxcpath):
             return []
-        states = self.tools.states()
+        active = self.tools.active()
         out = []
         for entry in sorted(os.scandir(self.lxcpath), key=lambda e: e.name):
             if not entry.is_dir(follow_symlinks=False):
@@ -118,10 +118,10 @@ class LxcDriver:
             text = self._read_text(Path(entry.path) / "config")
             if text is None:
                 continue
-            out.append(self._live(entry.name, text, states.get(entry.name)))
+            out.append(self._live(entry.name, text, entry.name in active))
         return out
 
-    def _live(self, name: str, text: str, lxc_state: str | None) -> LiveObject:
+    def _live(self, name: str, text: str, active: bool) -> LiveObject:
         sidecar = self._read_sidecar(name)
         stamp = Stamp.from_json(sidecar)
         last = stamp.spec if stamp is not None else None
@@ -131,11 +131,11 @@ class LxcDriver:
         if last and "dns" in last:
             resolv = rootfs.read_file(self._rootfs(cfg, name), "etc/resolv.conf") or ""
         spec, dropped = validated(read_spec(cfg, ctx, last, resolv))
-        extra: dict[str, Any] = {"lxc_state": lxc_state or "UNKNOWN", "lxcpath": self.lxcpath}
+        extra: dict[str, Any] = {"lxcpath": self.lxcpath}
         if dropped:
             extra["unreadable"] = sorted(dropped)
         return LiveObject(ref=Ref("Domain", name), type="lxc",
-                          state="running" if lxc_state in RUNNING_STATES else "stopped",
+                          state="running" if active else "stopped",
                           spec=spec, stamp=stamp, data=os.path.isdir(self._rootfs(cfg, name)),
                           extra=extra)
 

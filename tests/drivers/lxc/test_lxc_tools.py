@@ -13,7 +13,7 @@ from reconciler.drivers.lxc.tools import (
     check_name,
     parse_cgroup_layout,
     parse_info_state,
-    parse_ls,
+    parse_names,
     parse_template_comment,
 )
 from reconciler.errors import PermanentError, TransientError
@@ -25,15 +25,10 @@ def fixture(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-def test_parse_ls() -> None:
-    assert parse_ls(fixture("lxc-ls-f-name-state.txt")) == {"t3": "RUNNING", "t4": "STOPPED"}
-    assert parse_ls(fixture("lxc-ls-frozen.txt")) == {"t3": "FROZEN", "t4": "STOPPED"}
-    assert parse_ls("") == {}  # an empty lxcpath prints nothing at all
-
-
-def test_parse_ls_refuses_other_columns() -> None:
-    with pytest.raises(PermanentError, match="header"):
-        parse_ls("STATE NAME\nRUNNING t3\n")
+def test_parse_names() -> None:
+    names = parse_names(fixture("lxc-ls-active-1.txt"))
+    assert len(names) == 29 and "b01" in names and "b02" not in names  # b02 was stopped
+    assert parse_names("") == set()   # an empty lxcpath prints nothing at all
 
 
 def test_parse_info_state() -> None:
@@ -108,11 +103,11 @@ def test_tools_use_argument_lists_and_the_lxcpath(monkeypatch: pytest.MonkeyPatc
 def test_tool_errors_are_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "run", Recorder(exc=FileNotFoundError()))
     with pytest.raises(PermanentError, match="not found"):
-        Tools("/srv/lxc").states()
+        Tools("/srv/lxc").active()
     monkeypatch.setattr(subprocess, "run",
                         Recorder(exc=subprocess.TimeoutExpired(["lxc-ls"], 1)))
     with pytest.raises(TransientError):
-        Tools("/srv/lxc").states()
+        Tools("/srv/lxc").active()
     monkeypatch.setattr(subprocess, "run", Recorder(rc=1))
     with pytest.raises(PermanentError, match="boom"):
         Tools("/srv/lxc").start("c1")
