@@ -14,6 +14,7 @@ from reconciler.model.types import (
     AbsPath,
     Count,
     Device,
+    FieldError,
     Frozen,
     IpAddress,
     IpRange,
@@ -24,6 +25,7 @@ from reconciler.model.types import (
     Size,
     ip_family,
 )
+from reconciler.model.units import format_size
 
 DOMAIN_TYPES = ("lxc", "openvz", "vserver", "vz", "kvm", "qemu", "test", "xen")
 CONTAINER_TYPES = frozenset({"lxc", "openvz", "vserver", "vz"})
@@ -65,7 +67,7 @@ class Cpu(Frozen):
     @model_validator(mode="after")
     def _cpuset_with_count(self) -> Cpu:
         if self.cpuset is not None and self.count is None:
-            raise ValueError("cpu.cpuset needs cpu.count too (libvirt's <vcpu> carries both)")
+            raise FieldError("cpuset", "cpuset needs count too (libvirt's <vcpu> carries both)")
         return self
 
 
@@ -89,8 +91,9 @@ class Quota(Frozen):
     def _soft_below_hard(self) -> Quota:
         for what, pair in (("space", self.space), ("inodes", self.inodes)):
             if pair is not None and pair[0] > pair[1]:
-                raise ValueError(f"quota {what}: soft limit {pair[0]} is above hard limit "
-                                 f"{pair[1]}; write [soft, hard] with soft <= hard")
+                soft, hard = (format_size(v) if what == "space" else str(v) for v in pair)
+                raise FieldError(what, f"soft limit {soft} is above hard limit {hard}; write "
+                                 "[soft, hard] with soft <= hard")
         return self
 
 
@@ -132,13 +135,15 @@ class Init(Frozen):
 
         for key in value:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"environment name {key!r} is not valid ([A-Za-z_][A-Za-z0-9_]*)")
+                raise FieldError(key, f"environment name {key!r} is not valid; use letters, "
+                                 "digits and '_', not starting with a digit")
         return value
 
     @model_validator(mode="after")
     def _user_group(self) -> Init:
         if (self.user is None) != (self.group is None):
-            raise ValueError("init user and group go together (libvirt needs both)")
+            raise FieldError("user" if self.group is None else "group",
+                             "init user and group go together (libvirt needs both)")
         return self
 
 
@@ -169,14 +174,16 @@ class Route(Frozen):
     @model_validator(mode="after")
     def _check(self) -> Route:
         if self.family is not None:
-            raise ValueError(f"route family {self.family} does not match address {self.address}")
+            raise FieldError("family", f"route family {self.family} does not match address "
+                             f"{self.address}; leave family out")
         if ip_family(self.gateway) != ip_family(self.address):
-            raise ValueError(f"route gateway {self.gateway} is not in the same family as "
+            raise FieldError("gateway", f"route gateway {self.gateway} is not in the same "
+                             "family as "
                              f"{self.address}")
         limit = 32 if ip_family(self.address) == "ipv4" else 128
         if self.prefix is not None and self.prefix > limit:
-            raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} "
-                             f"(0-{limit})")
+            raise FieldError("prefix", f"prefix /{self.prefix} is out of range for "
+                             f"{self.address} (0-{limit})")
         return self
 
 
@@ -204,26 +211,31 @@ class Filesystem(Frozen):
     @model_validator(mode="after")
     def _source_fits_type(self) -> Filesystem:
         if self.type == "template" and not self.name:
-            raise ValueError("a template filesystem needs 'name' (the template to build from)")
+            raise FieldError("type", "a template filesystem needs 'name' (the template to "
+                             "build from)")
         if self.type in ("mount", "block", "file", "bind", "volume") and not self.source:
-            raise ValueError(f"a {self.type} filesystem needs 'source'")
+            raise FieldError("type", f"a {self.type} filesystem needs 'source'")
         if self.type == "ram" and self.size is None:
-            raise ValueError("a ram filesystem needs 'size', e.g. 64MiB")
+            raise FieldError("type", "a ram filesystem needs 'size', e.g. 64MiB")
         for fields, types in _FS_ONLY:
             for name in fields:
                 if getattr(self, name) not in (None, ()) and self.type not in types:
-                    raise ValueError(f"'{name}' applies to {' and '.join(types)} filesystems "
+                    raise FieldError(name, f"'{name}' applies to {' and '.join(types)} filesystems "
                                      f"only, not {self.type}")
         if self.format is not None and self.driver is None:
-            raise ValueError("'format' needs 'driver' (e.g. driver: loop, format: raw)")
+            raise FieldError("format", "'format' needs 'driver' (e.g. driver: loop, format: raw)")
         if self.type == "volume" and self.source:
             pool, sep, volume = self.source.partition("/")
             if not (pool and sep and volume) or "/" in volume:
-                raise ValueError(f"a volume source is 'pool/volume', not {self.source!r}")
+                raise FieldError("source", f"a volume source is 'pool/volume', not "
+                                 f"{self.source!r}")
         elif self.source:
             from reconciler.model.names import check_abs_path
 
-            check_abs_path(self.source)
+            try:
+                check_abs_path(self.source)
+            except ValueError as exc:
+                raise FieldError("source", str(exc)) from None
         return self
 
 
@@ -271,14 +283,17 @@ class Interface(Frozen):
     @model_validator(mode="after")
     def _source_needed(self) -> Interface:
         if self.type in ("bridge", "network", "direct", "hostdev") and not self.source:
-            raise ValueError(f"a {self.type} interface needs 'source'")
+            raise FieldError("type", f"a {self.type} interface needs 'source'")
         for name in _IF_NOT[self.type]:
             if getattr(self, name) not in (None, ()):
-                raise ValueError(f"a {self.type} interface cannot have '{name}'")
+                raise FieldError(name, f"a {self.type} interface cannot have '{name}'")
         if self.type in ("bridge", "direct", "hostdev") and self.source:
             from reconciler.model.names import check_device
 
-            check_device(self.source)
+            try:
+                check_device(self.source)
+            except ValueError as exc:
+                raise FieldError("source", str(exc)) from None
         return self
 
 
@@ -360,25 +375,31 @@ class Domain(Frozen):
     def _known_beancounters(cls, value: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
         for key, (barrier, limit) in value.items():
             if key not in BEANCOUNTERS:
-                raise ValueError(f"unknown beancounter {key!r}; valid: {', '.join(BEANCOUNTERS)}")
+                raise FieldError(key, f"unknown beancounter {key!r}; valid: "
+                                 f"{', '.join(BEANCOUNTERS)}")
             if barrier > limit:
-                raise ValueError(f"beancounter {key}: barrier {barrier} is above limit {limit}")
+                raise FieldError(key, f"barrier {barrier} is above limit {limit}; write "
+                                 "[barrier, limit] with barrier <= limit")
         return value
 
     @model_validator(mode="after")
     def _coherent(self) -> Domain:
         targets = [fs.target for fs in self.filesystems]
-        dup = {t for t in targets if targets.count(t) > 1}
-        if dup:
-            raise ValueError(f"two filesystems mount at {sorted(dup)[0]}; each target once")
+        for index, target in enumerate(targets):
+            if target in targets[:index]:
+                raise FieldError(("filesystems", index, "target"), f"two filesystems mount at "
+                                 f"{target}; give each target once")
         if self.name in self.depends_on:
-            raise ValueError(f"domain {self.name} depends on itself")
+            raise FieldError(("depends_on", self.depends_on.index(self.name)),
+                             f"domain {self.name} depends on itself")
         if self.memory is not None and self.current_memory is not None and \
                 self.current_memory > self.memory:
-            raise ValueError("current_memory is above memory")
+            raise FieldError("current_memory", f"current_memory {format_size(self.current_memory)}"
+                             f" is above memory {format_size(self.memory)}")
         if self.type not in DEFAULT_OS_TYPE and (self.os is None or self.os.type is None) and (
                 self.arch or self.init or self.os):
-            raise ValueError(f"a {self.type} domain with arch, init or os settings needs os.type "
+            raise FieldError("os" if self.os else "arch" if self.arch else "init",
+                             f"a {self.type} domain with arch, init or os settings needs os.type "
                              "(e.g. hvm); it has no default")
         return self
 

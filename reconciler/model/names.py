@@ -13,11 +13,11 @@ _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 def check_name(value: str, what: str = "name") -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise ValueError(
-            f"{what} {value!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', "
+            f"{value!r} is not a valid {what}: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
     if value in {".", ".."} or ".." in value:
-        raise ValueError(f"{what} {value!r} is not valid: '..' is not allowed")
+        raise ValueError(f"{value!r} is not a valid {what}: '..' is not allowed")
     return value
 
 

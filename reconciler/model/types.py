@@ -22,6 +22,15 @@ from reconciler.model.units import format_size, parse_size
 UNLIMITED = 9223372036854775807  # LONG_MAX, what OpenVZ writes for "unlimited"
 
 
+class FieldError(ValueError):
+    """A check over a whole model that blames one of its fields: the loader adds `path` to
+    the error's location, so the message points at the offending key, not the object."""
+
+    def __init__(self, path: str | int | tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path: tuple[str | int, ...] = path if isinstance(path, tuple) else (path,)
+
+
 class Frozen(BaseModel):
     """Every model piece: immutable, strict about unknown fields."""
 

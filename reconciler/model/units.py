@@ -28,6 +28,8 @@ def parse_size(value: object, native: int = 1024) -> int:
     elif isinstance(value, float) and value.is_integer():
         result = int(value) * native
     elif isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ValueError(f"size {value!r} is negative; write e.g. 512MiB")
         match = _SIZE.match(value)
         if not match:
             raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
@@ -39,7 +41,7 @@ def parse_size(value: object, native: int = 1024) -> int:
     else:
         raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
     if result < 0:
-        raise ValueError(f"size {value!r} is negative")
+        raise ValueError(f"size {value!r} is negative; write e.g. 512MiB")
     if result > MAX_BYTES:
         raise ValueError(f"size {value!r} is absurdly large (over 1 EiB)")
     return result

@@ -5,16 +5,20 @@ Nothing downstream of here knows whether a spec was XML or YAML.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import reprlib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import Location, SpecError
 from reconciler.model import KINDS, Domain, Network, Profile, Spec
+from reconciler.model.types import FieldError
 from reconciler.specs import yaml_io
 from reconciler.specs.xml_read import NS, decode, line_of, read_domain, read_network
 from reconciler.specs.xmlsafe import MAX_SPEC_BYTES, parse_xml
@@ -67,6 +71,8 @@ def load_bytes(data: bytes, name: str) -> Loaded:
     digest = hashlib.sha256(data).hexdigest()
     try:
         objects = _parse(data, name)
+    except SpecErrors as exc:
+        return Loaded(name, digest, errors=tuple(e.at(Location(name, 1, 1)) for e in exc.errors))
     except SpecError as exc:
         return Loaded(name, digest, errors=(exc.at(Location(name, 1, 1)),))
     except RecursionError:
@@ -110,6 +116,25 @@ def _from_xml(data: bytes, name: str) -> tuple[Spec, int]:
     return _validate(raw, name, lambda path: (_nearest(lines, path), 1)), line_of(root)
 
 
+def locate_field(path: Path, index: int, field: tuple[Any, ...]) -> tuple[int, int] | None:
+    """Line and column of `field` in the `index`-th object of the file, or None."""
+    try:
+        data = path.read_bytes()
+        if path.name.endswith(".xml"):
+            root = parse_xml(data, str(path))
+            lines: dict[tuple[Any, ...], int] = {}
+            if root.tag == "domain":
+                read_domain(root, lines)
+            elif root.tag == "network":
+                read_network(root, lines)
+            else:
+                return None
+            return _nearest(lines, field), 1
+        return yaml_io.locate(data, index, field)
+    except (OSError, SpecError):
+        return None
+
+
 def _nearest(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int:
     for cut in range(len(path), -1, -1):
         if path[:cut] in lines:
@@ -131,31 +156,127 @@ def _from_yaml(data: bytes, name: str) -> list[tuple[Spec, int]]:
     return out
 
 
+MAX_ERRORS = 10  # per file; the rest are counted
+
+
 def _validate(raw: dict[str, Any], name: str, where: Any) -> Spec:
     kind = raw.get("kind", "Domain")
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         line, col = where(("kind",))
-        raise SpecError(f"unknown kind {kind!r}; valid kinds: {', '.join(KINDS)}",
+        raise SpecError(f"unknown kind {shown(kind)}; valid kinds: {', '.join(KINDS)}",
                         Location(name, line, col))
     try:
         obj: Domain | Network | Profile = model.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        path = tuple(err["loc"])
-        line, col = where(path)
-        raise SpecError(_message(err, len(exc.errors())), Location(name, line, col)) from None
+        errors = exc.errors(include_url=False)
+        found = []
+        for err in errors[:MAX_ERRORS]:
+            blamed = (err.get("ctx") or {}).get("error")
+            if isinstance(blamed, FieldError):
+                err["loc"] = (*err["loc"], *blamed.path)
+            line, col = where(tuple(err["loc"]))
+            found.append(SpecError(_message(err, model), Location(name, line, col)))
+        found.sort(key=lambda e: (e.location.line, e.location.col) if e.location else (0, 0))
+        if len(errors) > MAX_ERRORS:
+            last = found[-1]
+            found[-1] = SpecError(f"{last.message} (and {len(errors) - MAX_ERRORS} more errors)",
+                                  last.location)
+        raise SpecErrors(found) from None
     return obj
 
 
-def _message(err: Any, total: int) -> str:
-    field_path = ".".join(str(p) for p in err["loc"]) or "spec"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling; `reconciler schema` lists the valid fields)"
-    elif err["type"] == "literal_error":
-        msg = f"{msg}, got {err.get('input')!r}"
-    elif err["type"] == "missing":
-        msg = "required field is missing"
-    more = f" (and {total - 1} more)" if total > 1 else ""
-    return f"{field_path}: {msg}{more}"
+class SpecErrors(SpecError):
+    """Several errors in one object; `errors` holds them, first in file order."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__(errors[0].message, errors[0].location)
+        self.errors = errors
+
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = 4
+_short.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """A value as it may appear in a message: quoted, and short however big it is."""
+    return _short.repr(value)
+
+
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number",
+    "int_from_float": "a whole number", "float_parsing": "a number", "float_type": "a number",
+    "bool_parsing": "true or false", "bool_type": "true or false",
+    "string_type": "text (quote it if it looks like a number or yes/no)",
+    "dict_type": "a mapping (key: value lines)", "model_type": "a mapping (key: value lines)",
+    "model_attributes_type": "a mapping (key: value lines)",
+    "list_type": "a list", "tuple_type": "a list",
+}
+
+
+def _message(err: Any, model: type[Any]) -> str:
+    loc = tuple(err["loc"])
+    field_path = ".".join(str(p) for p in loc) or "spec"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    kind = err["type"]
+    got = shown(err.get("input"))
+    if kind == "extra_forbidden":
+        valid = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        msg = (f"unknown field; {hint}valid here: {', '.join(valid)}" if valid else
+               "unknown field (check the spelling; `reconciler schema` lists the valid fields)")
+    elif kind == "missing":
+        choices = _choices(model, loc)
+        msg = "required field is missing" + (f"; one of: {', '.join(choices)}" if choices else "")
+    elif kind in _EXPECTED:
+        msg = f"expected {_EXPECTED[kind]}, got {got}"
+    elif kind in ("literal_error", "enum"):
+        msg = f"{msg.replace('Input should be ', 'expected ')}, got {got}"
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than",
+                  "string_pattern_mismatch", "string_too_short", "string_too_long",
+                  "too_short", "too_long"):
+        msg = f"{msg.replace('Input should', 'must').replace('String should', 'must')}, got {got}"
+    return f"{field_path}: {msg}"
+
+
+def _fields_at(model: type[Any], path: tuple[Any, ...]) -> list[str]:
+    """The field names of the model reached by `path` (list indexes and dict keys skipped)."""
+    current: Any = model
+    for key in path:
+        fields = getattr(current, "model_fields", {})
+        if isinstance(key, str) and key in fields:
+            found = _model_in(fields[key].annotation)
+            if found is None:
+                return []
+            current = found
+    return list(getattr(current, "model_fields", {}))
+
+
+def _choices(model: type[Any], loc: tuple[Any, ...]) -> list[str]:
+    """The values a Literal field allows (for 'missing' messages)."""
+    owner = model
+    for key in loc[:-1]:
+        fields = getattr(owner, "model_fields", {})
+        if isinstance(key, str) and key in fields:
+            owner = _model_in(fields[key].annotation) or owner
+    field_info = getattr(owner, "model_fields", {}).get(loc[-1]) if loc else None
+    if field_info is None:
+        return []
+    annotation = field_info.annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    return []
+
+
+def _model_in(annotation: Any) -> type[Any] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -11,10 +11,11 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reconciler.errors import Location, SpecError
 from reconciler.model import Domain, Network, Profile, Spec, apply_profile
-from reconciler.specs.files import Loaded, is_spec_file, load_file
+from reconciler.specs.files import Loaded, is_spec_file, load_file, locate_field
 
 BUILTIN_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -24,6 +25,7 @@ class Entry:
     spec: Spec
     file: str
     line: int
+    index: int = 0  # the object's place among the file's objects (YAML documents)
 
 
 @dataclass
@@ -119,17 +121,19 @@ def load_paths(paths: Iterable[str | Path], cache: dict[str, Loaded] | None = No
 
 
 def check_set(result: SpecSet) -> None:
-    """Checks across files; each failure is charged to the file of the later occurrence."""
+    """Checks across files; each failure is charged to the file of the later occurrence, at
+    the line of the field that clashes."""
     seen: dict[tuple[str, str], Entry] = {}
     ordered = sorted(result.files.values(), key=lambda f: f.path)
     for loaded in ordered:
-        for spec, line in loaded.objects:
+        for index, (spec, line) in enumerate(loaded.objects):
             key = (spec.kind, spec.name)
-            entry = Entry(spec, loaded.path, line)
+            entry = Entry(spec, loaded.path, line, index)
             if key in seen:
                 first = seen[key]
                 _fail(result, entry, f"duplicate {spec.kind} name {spec.name!r}; first defined "
-                      f"at {first.file}:{first.line}")
+                      f"at {_at(first, ('name',))}; names must be unique per kind",
+                      ("name",))
                 continue
             seen[key] = entry
     good = {k: e for k, e in seen.items() if e.file not in result.failed_files}
@@ -137,38 +141,40 @@ def check_set(result: SpecSet) -> None:
         e.spec.name for e in good.values() if isinstance(e.spec, Profile)}
     networks = {e.spec.name for e in good.values() if isinstance(e.spec, Network)}
     domains = {e.spec.name: e for e in good.values() if isinstance(e.spec, Domain)}
-    unique: dict[str, dict[object, Entry]] = {}
+    unique: dict[str, dict[object, tuple[Entry, tuple[Any, ...]]]] = {}
 
-    def claim(what: str, value: object, entry: Entry) -> None:
-        owner = unique.setdefault(what, {}).setdefault(value, entry)
+    def claim(what: str, value: object, entry: Entry, path: tuple[Any, ...]) -> None:
+        owner, owner_path = unique.setdefault(what, {}).setdefault(value, (entry, path))
         if owner is not entry and owner.spec.name != entry.spec.name:
             _fail(result, entry, f"{what} {value} is already used by {owner.spec.kind} "
-                  f"{owner.spec.name!r} ({owner.file}:{owner.line})")
+                  f"{owner.spec.name!r} ({_at(owner, owner_path)}); each must be unique", path)
 
     for entry in sorted(good.values(), key=lambda e: (e.file, e.line)):
         spec = entry.spec
         if isinstance(spec, Network | Domain) and spec.uuid:
-            claim("UUID", spec.uuid.lower().replace("-", ""), entry)
+            claim("UUID", spec.uuid.lower().replace("-", ""), entry, ("uuid",))
         if isinstance(spec, Network) and spec.mac:
-            claim("MAC", spec.mac, entry)
+            claim("MAC", spec.mac, entry, ("mac",))
         if not isinstance(spec, Domain):
             continue
         if spec.id is not None:
-            claim(f"{spec.type} id", spec.id, entry)
+            claim(f"{spec.type} id", spec.id, entry, ("id",))
         if spec.profile and spec.profile not in profiles:
             _fail(result, entry, f"profile {spec.profile!r} is not defined; known: "
-                  f"{', '.join(sorted(profiles)) or 'none'}")
-        for nic in spec.interfaces:
+                  f"{', '.join(sorted(profiles)) or 'none'}", ("profile",))
+        for n, nic in enumerate(spec.interfaces):
             if nic.mac:
-                claim("MAC", nic.mac, entry)
-            for ip in nic.ip:
-                claim("IP address", ip.address, entry)
+                claim("MAC", nic.mac, entry, ("interfaces", n, "mac"))
+            for i, ip in enumerate(nic.ip):
+                claim("IP address", ip.address, entry, ("interfaces", n, "ip", i))
             if nic.type == "network" and nic.source not in networks:
                 _fail(result, entry, f"network {nic.source!r} is not defined in the spec "
-                      "directory; add a Network spec for it")
-        for dep in spec.depends_on:
+                      "directory; add a Network spec for it (known: "
+                      f"{', '.join(sorted(networks)) or 'none'})", ("interfaces", n, "source"))
+        for d, dep in enumerate(spec.depends_on):
             if dep not in domains:
-                _fail(result, entry, f"depends_on names {dep!r}, which is not a domain here")
+                _fail(result, entry, f"depends_on names {dep!r}, which is not a domain here "
+                      f"(known: {', '.join(sorted(domains)) or 'none'})", ("depends_on", d))
     _check_cycles(result, domains)
     result.objects = {k: e for k, e in seen.items() if e.file not in result.failed_files}
 
@@ -181,7 +187,8 @@ def _check_cycles(result: SpecSet, domains: dict[str, Entry]) -> None:
             return
         if state.get(name) == 1:
             cycle = [*trail[trail.index(name):], name]
-            _fail(result, domains[name], f"dependency cycle: {' -> '.join(cycle)}")
+            _fail(result, domains[name], f"dependency cycle: {' -> '.join(cycle)}; "
+                  "remove one of these depends_on entries", ("depends_on",))
             return
         state[name] = 1
         spec = domains[name].spec
@@ -194,5 +201,20 @@ def _check_cycles(result: SpecSet, domains: dict[str, Entry]) -> None:
         visit(name, [])
 
 
-def _fail(result: SpecSet, entry: Entry, message: str) -> None:
-    result.errors.append(SpecError(message, Location(entry.file, entry.line, 1)))
+def _fail(result: SpecSet, entry: Entry, message: str, path: tuple[Any, ...] = ()) -> None:
+    line, col = _field_position(entry, path)
+    result.errors.append(SpecError(message, Location(entry.file, line, col)))
+
+
+def _at(entry: Entry, path: tuple[Any, ...]) -> str:
+    return f"{entry.file}:{_field_position(entry, path)[0]}"
+
+
+def _field_position(entry: Entry, path: tuple[Any, ...]) -> tuple[int, int]:
+    """Where `path` is inside the entry's object; read again from the file, as these errors
+    are rare and keeping every file's text in memory is not worth it."""
+    if path:
+        found = locate_field(Path(entry.file), entry.index, path)
+        if found is not None and found[0] >= entry.line:
+            return found
+    return entry.line, 1

@@ -2,10 +2,14 @@
 
 Loading is fast-path first: documents are read with the C safe loader and validated; only when
 validation fails is the file composed again with node positions, to name the failing line.
+Aliases are resolved by reference, so a billion-laughs document loads small; what it would
+expand to is measured right after loading and refused before anything walks it.
 """
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -14,53 +18,130 @@ from reconciler.errors import Location, SpecError
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-MAX_ALIASES = 100
+MAX_NODES = 200_000  # values in one file once aliases are expanded; a spec has hundreds
 
 
 class _CountingLoader(yaml.SafeLoader):
-    """The pure-Python safe loader, used only to find positions and to count aliases."""
+    """The pure-Python safe loader, used only to find positions (on errors)."""
+
+
+MAX_DEPTH = 64  # nesting of collections; a spec needs about 6
+# a line indented by this many spaces/indicators is the only way block nesting gets deep
+_DEEP_LINE = re.compile(rb"^[ \t?:-]{%d,}" % MAX_DEPTH, re.MULTILINE)
 
 
 def load_documents(data: bytes, file: str) -> list[Any]:
-    """Every document in the file, as plain data. Alias bombs and non-safe tags are errors."""
-    if b"*" in data:
-        _check_aliases(data, file)
+    """Every document in the file, as plain data. Alias bombs, deep nesting and non-safe tags
+    are errors."""
+    _check_depth(data, file)
     try:
-        return [doc for doc in yaml.load_all(data, Loader=_Loader) if doc is not None]
+        docs = [doc for doc in yaml.load_all(data, Loader=_Loader) if doc is not None]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or "invalid YAML"
         if "could not determine a constructor" in str(exc):
             problem = f"{problem} (only plain YAML is allowed: no !!python or other tags)"
         raise SpecError(f"malformed YAML: {problem}", Location(file, line, col)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"malformed YAML: {exc}", Location(file, 1, 1)) from None
+    if b"*" in data:  # only aliases can make the data bigger than the text
+        _check_expansion(docs, data, file)
+    return docs
 
 
-def _check_aliases(data: bytes, file: str) -> None:
-    """Refuse more than a handful of aliases: the billion-laughs pattern of YAML."""
-    count = 0
+def _check_depth(data: bytes, file: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before the C loader sees it: libyaml's composer
+    recurses on the C stack and a few thousand levels crash the process.
+
+    Depth is at most the flow brackets plus the deepest block indentation, both found at C
+    speed; only when that bound is high are the parser's events (iterative) counted."""
+    if data.count(b"[") + data.count(b"{") < MAX_DEPTH and not _DEEP_LINE.search(data):
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(data, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise SpecError(
+                        f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful",
+                        Location(file, mark.line + 1 if mark else 1,
+                                 mark.column + 1 if mark else 1))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # the load reports syntax errors with their position
+
+
+def _check_expansion(docs: list[Any], data: bytes, file: str) -> None:
+    """Refuse data that aliases blow up (billion laughs) or that refers to itself: both would
+    make every later step walk far more than the file holds."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise _Refused("a YAML alias refers to the collection that contains it")
+        open_.add(key)
+        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1
+        for item in items:
+            total += size(item)
+            if total > MAX_NODES:
+                raise _Refused(f"YAML aliases expand this file to more than {MAX_NODES} values "
+                               "(an alias bomb); write the values out instead")
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        total = 0
+        for doc in docs:
+            total += size(doc)
+            if total > MAX_NODES:
+                raise _Refused(f"YAML aliases expand this file to more than {MAX_NODES} values "
+                               "(an alias bomb); write the values out instead")
+    except _Refused as exc:
+        line, col = _first_alias(data)
+        raise SpecError(str(exc), Location(file, line, col)) from None
+
+
+class _Refused(Exception):
+    pass
+
+
+def _first_alias(data: bytes) -> tuple[int, int]:
     try:
         for event in yaml.parse(data, Loader=_CountingLoader):
-            if isinstance(event, yaml.AliasEvent):
-                count += 1
-                if count > MAX_ALIASES:
-                    mark = event.start_mark
-                    raise SpecError(f"more than {MAX_ALIASES} YAML aliases: refused as an "
-                                    "alias bomb", Location(file, mark.line + 1, mark.column + 1))
+            mark = event.start_mark
+            if isinstance(event, yaml.AliasEvent) and mark is not None:
+                return mark.line + 1, mark.column + 1
     except yaml.YAMLError:
-        return  # the real load reports syntax errors with their position
+        pass
+    return 1, 1
+
+
+@lru_cache(maxsize=2)
+def _composed(data: bytes) -> list[yaml.Node]:
+    """The documents' node trees with positions (pure-Python; only needed to report errors)."""
+    try:
+        nodes = list(yaml.compose_all(data, Loader=_CountingLoader))
+    except yaml.YAMLError:
+        return []
+    return [n for n in nodes if n is not None and not (isinstance(n, yaml.ScalarNode)
+                                                      and n.value in ("", "~", "null"))]
 
 
 def locate(data: bytes, doc_index: int, path: tuple[Any, ...]) -> tuple[int, int]:
     """Line and column of `path` inside document `doc_index` (the deepest node that exists)."""
-    try:
-        nodes = list(yaml.compose_all(data, Loader=_CountingLoader))
-    except yaml.YAMLError:
-        return 1, 1
-    nodes = [n for n in nodes if n is not None and not (isinstance(n, yaml.ScalarNode)
-                                                      and n.value == "")]
+    nodes = _composed(data)
     if doc_index >= len(nodes):
         return 1, 1
     node: yaml.Node = nodes[doc_index]

@@ -136,7 +136,7 @@ def test_lxc_container_written_xml_is_schema_valid() -> None:
     ("<domain type='lxc'><name>a</name><metadata>\n<rc:spec xmlns:rc='urn:reconciler:spec:1'>\n"
      "<rc:interfaces><rc:item><rc:mac>52:54:00:00:00:01</rc:mac></rc:item></rc:interfaces>"
      "</rc:spec></metadata></domain>", "a.xml", "interfaces.mac does not belong"),
-    ("name: a\ntype: lxc\ncpu: {cpuset: '0-1'}\n", "a.yaml", "needs cpu.count"),
+    ("name: a\ntype: lxc\ncpu: {cpuset: '0-1'}\n", "a.yaml", "cpuset needs count"),
     ("name: a\ntype: lxc\nfilesystems: [{type: mount, source: /a, target: /b, size: 1G}]\n",
      "a.yaml", "'size' applies to ram"),
     ("name: a\ntype: lxc\ninterfaces: [{type: hostdev, source: eth1, mac: '52:54:00:00:00:01'}]\n",
