@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from reconciler.drivers.base import (
     OWNER,
     POLICY_FIELDS,
+    STEP_KINDS,
     LiveObject,
     Ref,
     Stamp,
@@ -89,7 +90,13 @@ class LxcDriver:
 
     def __init__(self, state_dir: str | Path, lxcpath: str | None = None,
                  stop_timeout: float = 30.0, start_timeout: float = 30.0,
-                 tool_timeout: float = 120.0) -> None:
+                 tool_timeout: float = 120.0, **unknown: Any) -> None:
+        """Options (agent config `drivers: {lxc: {...}}`): `lxcpath` (default /var/lib/lxc),
+        `stop_timeout` (seconds of clean halt before lxc-stop kills; 0 kills at once),
+        `start_timeout` (seconds to reach RUNNING), `tool_timeout` (any one lxc-* call)."""
+        if unknown:
+            raise ConfigError(f"lxc: unknown driver options {sorted(unknown)}; valid: lxcpath, "
+                              "stop_timeout, start_timeout, tool_timeout")
         self.state_dir = Path(state_dir)
         self.lxcpath = os.path.abspath(lxcpath or DEFAULT_LXCPATH)
         try:
@@ -158,6 +165,8 @@ class LxcDriver:
     def execute(self, step: Step) -> None:
         if step.ref.kind != "Domain":
             raise PermanentError(f"the lxc driver runs containers, not {step.ref.kind}")
+        if step.kind not in STEP_KINDS:
+            raise PermanentError(f"unknown step kind {step.kind!r}")
         name = check_name(step.ref.name)
         with self._lock(name):
             getattr(self, f"_do_{step.kind}")(step, name)
@@ -275,18 +284,16 @@ class LxcDriver:
             raise PermanentError(f"{step.ref} is not defined")
         if stamp is None or stamp.owner != OWNER:
             raise PermanentError(f"{step.ref} is not managed by reconciler; leaving it alone")
+        if step.live and self.tools.state(name) in RUNNING_STATES:
+            # the running cgroup first: if it refuses (a limit below current use), the config
+            # keeps the old value, so the next pass sees the difference and tries again
+            managed = managed_fields(spec, stamp.spec)
+            touched = {f for f in managed
+                       if f in step.fields or f.split(".")[0] in step.fields} or managed
+            online = (self._read_text(Path("/sys/devices/system/cpu/online")) or "0").strip()
+            self._push_cgroups(name, cgroup_live(flatten(spec), touched, self._cgroups(),
+                                                 online))
         self._write_config(step, name, text, sidecar, stamp)
-        if not step.live:
-            return
-        state = self.tools.state(name)
-        if state not in RUNNING_STATES:
-            return  # the new config applies at the next start
-        managed = managed_fields(spec, stamp.spec)
-        touched = {f for f in managed if f in step.fields or f.split(".")[0] in step.fields}
-        if not touched:
-            touched = managed
-        online = (self._read_text(Path("/sys/devices/system/cpu/online")) or "0").strip()
-        self._push_cgroups(name, cgroup_live(flatten(spec), touched, self._cgroups(), online))
 
     def _push_cgroups(self, name: str, values: list[tuple[str, str]]) -> None:
         """lxc-cgroup each file; a failed one is retried once after the others (memory and

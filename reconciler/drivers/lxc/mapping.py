@@ -490,6 +490,8 @@ def normalise(live: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
         out["memtune"] = {**out.get("memtune", {}), "hard_limit": out["memory"]}
     cpu_last = last.get("cpu") or {}
     cpu = dict(out.get("cpu") or {})
+    if cpu_last.get("quota") == -1 and "quota" not in cpu:
+        cpu["quota"] = -1  # "no cap", which LXC says by having no quota key
     if cpu:
         if "count" in cpu_last and cpu.get("cpuset") is not None and \
                 cpu.get("cpuset") == _expected_cpuset(cpu_last):

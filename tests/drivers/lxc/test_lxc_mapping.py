@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.drivers.base import Ref, flatten
 from reconciler.drivers.lxc import LxcDriver, validated
@@ -22,7 +25,7 @@ from reconciler.drivers.lxc.mapping import (
     write_spec,
 )
 from reconciler.drivers.lxc.tools import parse_template_comment
-from reconciler.errors import PermanentError
+from reconciler.errors import ConfigError, PermanentError
 from reconciler.model import Domain, canonical
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -67,6 +70,7 @@ ROUND_TRIP = {
                "filesystems": [ROOT]},
     "cpu-cap": {"name": "c1", "cpu": {"quota": 50000, "period": 100000}, "filesystems": [ROOT]},
     "cpu-limit": {"name": "c1", "cpu": {"limit": 25}, "filesystems": [ROOT]},
+    "cpu-uncapped": {"name": "c1", "cpu": {"quota": -1, "shares": 100}, "filesystems": [ROOT]},
     "cpu-count": {"name": "c1", "cpu": {"count": 2}, "filesystems": [ROOT]},
     "identity": {"name": "c1", "hostname": "web-1.example", "arch": "x86_64",
                  "autostart": True, "start_order": 3, "console": {"count": 2},
@@ -279,6 +283,11 @@ def test_unsupported_settings_are_named(spec: dict[str, Any], message: str) -> N
         write_spec(LxcConfig(), canon({"name": "c1", **spec}), {"init.cmd"}, ctx())
 
 
+def test_unknown_driver_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="stop_timeut"):
+        LxcDriver(state_dir="/nonexistent", stop_timeut=3)
+
+
 def test_update_classes_follow_lxc() -> None:
     driver = LxcDriver(state_dir="/nonexistent", lxcpath="/nonexistent/lxc")
     ref = Ref("Domain", "c1")
@@ -301,3 +310,64 @@ def test_update_classes_follow_lxc() -> None:
 
 def test_weight_conversion_is_stable() -> None:
     assert all(shares_to_weight(weight_to_shares(w)) == w for w in range(1, 10001))
+
+
+# ---------------------------------------------------------------------------- property
+
+_seg = st.text(alphabet=string.ascii_letters + string.digits + " _-.", min_size=1, max_size=8
+               ).filter(lambda s: s.strip(". ") == s and s not in (".", ".."))
+_path = st.lists(_seg, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
+_word = st.text(alphabet=string.ascii_letters + string.digits + "-_=/.:", min_size=1,
+                max_size=10)
+_env_value = st.text(alphabet=string.printable.replace("\n", "").replace("\r", "")
+                     .replace("\x0b", "").replace("\x0c", ""), max_size=12)
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": "c1", "filesystems": [ROOT]}
+    if draw(st.booleans()):
+        spec["hostname"] = draw(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))
+    if draw(st.booleans()):
+        spec["memory"] = f"{draw(st.integers(4, 4096))}MiB"
+    cpu: dict[str, Any] = {}
+    if draw(st.booleans()):
+        cpu["shares"] = draw(st.integers(2, 262144))
+    if draw(st.booleans()):
+        cpu["count"] = draw(st.integers(1, 8))
+    if draw(st.booleans()):
+        cpu["quota"] = draw(st.integers(1000, 400000))
+    if cpu:
+        spec["cpu"] = cpu
+    if draw(st.booleans()):
+        spec["autostart"] = draw(st.booleans())
+        spec["start_order"] = draw(st.integers(-100, 100))
+    if draw(st.booleans()):
+        spec["console"] = {"count": draw(st.integers(1, 64))}
+    if draw(st.booleans()):
+        spec["init"] = {"cmd": draw(_path.filter(lambda p: " " not in p)),
+                        "args": draw(st.lists(_word, max_size=3)),
+                        "env": draw(st.dictionaries(
+                            st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+                            _env_value, max_size=3))}
+    mounts = draw(st.lists(_path, max_size=3, unique=True))
+    for target in mounts:
+        spec["filesystems"].append({"source": draw(_path), "target": "/m" + target,
+                                    "readonly": draw(st.booleans())})
+    if draw(st.booleans()):
+        last_octet = draw(st.integers(0, 255))
+        spec["interfaces"] = [{"type": "bridge", "source": "br0",
+                               "mac": f"52:54:00:00:00:{last_octet:02x}",
+                               "ip": [f"10.1.{draw(st.integers(0, 255))}.5/24"],
+                               "link": draw(st.sampled_from(["up", "down"]))}]
+    return spec
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=specs(), layout=st.sampled_from([HYBRID, V2]))
+def test_any_supported_spec_round_trips(spec: dict[str, Any], layout: CgroupLayout) -> None:
+    spec = canon(spec)
+    text = written(spec, layout)
+    want, have = flatten(spec), flatten(read(text, ctx(layout=layout), last=spec))
+    assert {k: have.get(k) for k in want} == want
+    assert written(spec, layout, base=text, last=spec) == text
