@@ -66,6 +66,7 @@ class _Seen:
     parsed: Parsed
     running: bool
     autostart: bool
+    id: int | None = None  # a running domain's id (LXC: its controller's pid)
 
 
 class LibvirtDriver:
@@ -172,8 +173,9 @@ class LibvirtDriver:
                            missing=lambda: None)
             if xml is None:
                 continue
-            entry = _Seen(xml, self._parse(xml, ref, parsed_cache), dom.ID() != -1,
-                          name in auto_domains)
+            dom_id = dom.ID()
+            entry = _Seen(xml, self._parse(xml, ref, parsed_cache), dom_id != -1,
+                          name in auto_domains, dom_id if dom_id != -1 else None)
             seen[ref] = entry
             out.append(self._live(ref, entry, projected_cache))
         self._seen, self._known = seen, set(seen)
@@ -202,7 +204,8 @@ class LibvirtDriver:
             raise map_error(lv, exc, "list networks") from None
 
         networks = self.conn.call("list networks", lambda c: c.listAllNetworks(0), unsupported)
-        if not networks:
+        networks = [n for n in networks if self._wanted(n.name())]
+        if not networks:  # nothing of ours to ask about: spare the two filtered lists
             return [], set(), set()
         active = {n.name() for n in self.conn.call(
             "list networks", lambda c: c.listAllNetworks(lv.VIR_CONNECT_LIST_NETWORKS_ACTIVE))}
@@ -238,7 +241,7 @@ class LibvirtDriver:
         cache[entry.xml] = spec
         state: Literal["running", "stopped"] = "running" if entry.running else "stopped"
         full = {**(spec or {}), "name": ref.name, "state": state, "autostart": entry.autostart}
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"id": entry.id} if entry.id is not None else {}
         if parsed.error:
             extra["error"] = parsed.error
         data = True
