@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reconciler.drivers.base import POLICY_FIELDS, LiveObject, Ref, Step, UpdateClass
+from reconciler.drivers.base import OWNER, POLICY_FIELDS, LiveObject, Ref, Step, UpdateClass
 from reconciler.drivers.libvirt import compose, normalize, storage
 from reconciler.drivers.libvirt.connection import (
     NOT_FOUND,
@@ -113,13 +113,22 @@ class LibvirtDriver:
 
     def _on(self, ref: Ref, what: str, fn: Callable[[Any], Any],
             missing: Callable[[], Any] | None = None) -> Any:
-        """`fn(handle of ref)`; `missing()` if the object does not exist (else PermanentError)."""
+        """`fn(handle of ref)`; `missing()` if the object does not exist (else PermanentError).
+
+        A remembered handle can outlive its object (undefined and defined again elsewhere,
+        under a new uuid): "not found" through one is checked once with a fresh lookup."""
         def run(conn: Any) -> Any:
             return fn(self._handle(conn, ref))
 
         def handle(exc: Exception) -> Any:
             if code_in(self.lv, exc, NOT_FOUND):
-                self._handles.pop(ref, None)
+                if self._handles.pop(ref, None) is not None:
+                    try:
+                        return run(self.conn.get())
+                    except self.lv.libvirtError as again:
+                        if not code_in(self.lv, again, NOT_FOUND):
+                            raise map_error(self.lv, again, f"{what} {ref}") from None
+                        self._handles.pop(ref, None)
                 if missing is not None:
                     return missing()
                 raise PermanentError(f"{ref} is not defined on {self.uri}") from None
@@ -298,21 +307,30 @@ class LibvirtDriver:
                 define: Callable[[Any, str], Any]) -> None:
         assert step.spec is not None
         ref = step.ref
+        if not self._wanted(ref.name):
+            raise PermanentError(f"{ref} is outside this driver's scope (match: {self.match}); "
+                                 "it is neither observed nor changed")
         existing, autostart = self._existing(ref)
         xml = compose_xml(existing)
 
         def retry(exc: Exception) -> Any:
-            # our copy was stale (defined meanwhile elsewhere): continue the real one
+            # our copy was stale: defined meanwhile, by us (continue it) or by someone else
+            # (never taken over: ownership is decided by the plan, which did not see it)
             fresh, _ = self._fetch(ref)
             if fresh is None or fresh == existing:
                 raise map_error(self.lv, exc, f"define {ref}") from None
+            stamp = (parse_domain if ref.kind == "Domain" else parse_network)(
+                fresh, ref.name).stamp
+            if stamp is None or stamp.owner != OWNER:
+                raise PermanentError(f"{ref} was defined on the host meanwhile, not by "
+                                     "reconciler; it is left alone (plan again)") from None
             return define(self.conn.get(), compose_xml(fresh))
 
         handle = self.conn.call(f"define {ref}", lambda c: define(c, xml), retry)
         self._handles[ref] = (self.conn.generation, handle)
         self._forget(ref)
         want = step.spec.get("autostart")
-        if want is not None and bool(want) != autostart:
+        if want is not None and bool(want) != bool(autostart):  # new: autostart is off
             self._on(ref, "autostart", lambda h: h.setAutostart(1 if want else 0))
 
     # -- domains

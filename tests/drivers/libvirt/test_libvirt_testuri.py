@@ -16,7 +16,7 @@ from libvirt_support import apply, changes, config, errors, plan
 from reconciler.drivers.base import Ref, Step
 from reconciler.drivers.libvirt import LibvirtDriver
 from reconciler.drivers.libvirt.connection import Connection
-from reconciler.errors import ConfigError, TransientError
+from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.model import Domain
 
 URI = "test:///default"
@@ -240,22 +240,35 @@ def test_connection_reconnects_once_the_daemon_is_back(lv: Any) -> None:
         conn.call("list", lambda c: c.listAllDomains(0))
 
 
-def test_define_of_an_unknown_domain_after_observe_needs_no_lookup(
+def test_define_trusts_the_last_observe_but_never_takes_over_a_foreign_domain(
         test_conn: Any, prefix: str, tmp_path: Path) -> None:
-    """The last observe says it is absent: define goes straight to defineXML; if it was
-    defined meanwhile by someone else, libvirt's uuid check catches it and the real
-    definition is continued."""
-    name = f"{prefix}f"
+    """The last observe says it is absent: define goes straight to defineXML. If it was
+    defined meanwhile, libvirt's uuid check catches it: ours is continued, someone else's is
+    left alone."""
+    name, other, outside = f"{prefix}f", f"{prefix}g", f"zz{prefix}"
     driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
+    spec = {k: v for k, v in _spec(name).items() if k != "kind"}
     try:
         driver.observe()
-        test_conn.defineXML(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
+        # someone else defines `other` between our observe and our define
+        test_conn.defineXML(f"<domain type='test'><name>{other}</name><memory>65536</memory>"
                             "<os><type>hvm</type></os></domain>")
+        with pytest.raises(PermanentError, match="not by reconciler"):
+            driver.execute(Step("s", "define", Ref("Domain", other), "test",
+                                spec={**spec, "name": other}))
+        assert "urn:reconciler" not in test_conn.lookupByName(other).XMLDesc(0)
+        # another driver of ours defines `name` meanwhile: continued, same uuid
+        helper = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
+        helper.execute(Step("s", "define", Ref("Domain", name), "test", spec=spec))
+        helper.close()
         uuid = test_conn.lookupByName(name).UUIDString()
-        spec = {k: v for k, v in _spec(name).items() if k != "kind"}
-        driver.execute(Step("s", "define", Ref("Domain", name), "test", spec=spec))
+        driver.execute(Step("s", "define", Ref("Domain", name), "test",
+                            spec={**spec, "memory": "256MiB"}))
         assert test_conn.lookupByName(name).UUIDString() == uuid
-        live = {o.ref.name: o for o in driver.observe()}[name]
-        assert live.owned
+        assert {o.ref.name: o for o in driver.observe()}[name].owned
+        # a name outside the driver's scope is never touched
+        with pytest.raises(PermanentError, match="outside this driver's scope"):
+            driver.execute(Step("s", "define", Ref("Domain", outside), "test",
+                                spec={**spec, "name": outside}))
     finally:
         driver.close()
