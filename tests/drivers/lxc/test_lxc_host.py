@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from conftest import Bridge, HostWorld, run
@@ -75,19 +76,23 @@ def test_memory_is_live_and_hostname_restarts_once(world: HostWorld) -> None:
     world.apply()
     pid = world.pid(name)
 
-    world.write(name, world.spec(name, hostname="before", memory="192MiB",
-                                 cpu={"shares": 300}))
+    cpu = {"shares": 300, "cpuset": "0", "count": 1}
+    world.write(name, world.spec(name, hostname="before", memory="192MiB", cpu=cpu,
+                                 autostart=True))
     plan, _ = world.apply()
     obj = next(o for o in plan.objects if o.ref.name == name)
     assert (obj.action, obj.update) == ("update", "live")
     assert kinds(plan, name) == ["update"]
     assert world.cgroup(name, "memory.limit_in_bytes") == str(192 << 20)   # read back
     assert world.cgroup(name, "cpu.shares") == "300"
-    assert "lxc.cgroup.memory.limit_in_bytes = 201326592" in world.config_text(name)
+    assert world.cgroup(name, "cpuset.cpus") == "0"
+    config = world.config_text(name).splitlines()
+    assert "lxc.cgroup.memory.limit_in_bytes = 201326592" in config
+    assert "lxc.start.auto = 1" in config          # only lxc-autostart reads it: live
     assert world.pid(name) == pid and world.boots(name) == 1             # no restart
 
-    world.write(name, world.spec(name, hostname="after", memory="192MiB",
-                                 cpu={"shares": 300}))
+    world.write(name, world.spec(name, hostname="after", memory="192MiB", cpu=cpu,
+                                 autostart=True))
     plan, _ = world.apply()
     obj = next(o for o in plan.objects if o.ref.name == name)
     assert (obj.action, obj.update) == ("update", "restart")
@@ -97,6 +102,16 @@ def test_memory_is_live_and_hostname_restarts_once(world: HostWorld) -> None:
     # the memory limit set live is also in the config, so the restart kept it
     assert world.cgroup(name, "memory.limit_in_bytes") == str(192 << 20)
     assert world.plan().steps == ()
+
+    # limits dropped from the spec go back to the host's defaults, live
+    world.write(name, world.spec(name, hostname="after", memory="192MiB"))
+    plan, _ = world.apply()
+    assert kinds(plan, name) == ["update"]
+    assert world.cgroup(name, "cpu.shares") == "1024"
+    assert world.cgroup(name, "cpuset.cpus") == Path(
+        "/sys/devices/system/cpu/online").read_text().strip()
+    assert "lxc.cgroup.cpu.shares" not in world.config_text(name)
+    assert world.boots(name) == 2
 
 
 def test_interface_restarts_and_mount_change_needs_the_engine_to_say_root(
