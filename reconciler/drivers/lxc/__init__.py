@@ -3,8 +3,10 @@
     observe   one `lxc-ls --active -1`, then each `<lxcpath>/*/config` and our sidecar
               `<lxcpath>/<NAME>/reconciler.json` (ownership stamp + last-applied spec, plus
               what the template wrote at provision time)
-    provision lxc-create -t TEMPLATE (the root filesystem `{type: template, name: ...}`);
-              for busybox, delete the rcS `udhcpc` line (see `_fix_busybox`)
+    provision lxc-create -t TEMPLATE (the root filesystem `{type: template, name: ...}`,
+              template arguments from its `options`) in a staging lxcpath; for busybox,
+              delete the rcS `udhcpc` line (see `_fix_busybox`); write the whole config and
+              the sidecar there, then rename the directory into place (crash-safe)
     define    rewrite the config atomically; keys we do not model are kept, in place
     update    the same, plus lxc-cgroup for cgroup limits when the container runs
     start     lxc-start -d, then lxc-wait RUNNING
@@ -393,7 +395,10 @@ class LxcDriver:
             text = self._read_text(cdir / UNDEFINED) or ""
             root = self._rootfs(LxcConfig.parse(text), name)
             if os.path.realpath(root).startswith(os.path.realpath(cdir) + os.sep):
-                shutil.rmtree(root)
+                try:
+                    shutil.rmtree(root)
+                except OSError as exc:
+                    raise PermanentError(f"cannot erase {root}: {exc}") from None
         if cdir.is_dir():  # lxc-destroy keeps the directory when lxc.rootfs.managed = 0
             for leftover in (SIDECAR, UNDEFINED, START_LOG, "config"):
                 _unlink(cdir / leftover)
