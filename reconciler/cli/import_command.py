@@ -43,12 +43,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         if exporter is None:
             print(f"reconciler: error: driver {args.driver} cannot import", file=sys.stderr)
             return 1
-        for raw in exporter():
+        for raw in exporter(names=args.name or None, out=str(out.resolve()), format=args.format):
             if args.name and raw["name"] not in args.name:
                 continue
             obj = KINDS[raw.get("kind", "Domain")].model_validate(raw)
             suffix = "yaml" if args.format == "yaml" else "xml"
-            path = out / f"{obj.name}.{suffix}"
+            path = out / f"{obj.name}.{suffix}"  # the stamp's source, when the driver adopts
             text = to_yaml([obj]) if args.format == "yaml" else to_xml_text(obj)
             path.write_text(text)
             print(f"wrote {path}")

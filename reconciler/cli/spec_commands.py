@@ -78,7 +78,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.source_format == "lxc":
         from reconciler.cli.native import load_lxc_config
 
-        objects = load_lxc_config(path)
+        try:
+            objects = load_lxc_config(path)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            return 1
     else:
         loaded = load_file(path)
         if not loaded.ok:

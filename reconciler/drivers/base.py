@@ -2,7 +2,8 @@
 nothing of plans.
 
     observe()              -> every object it manages on the host, in the model's canonical form
-    update_class(obj, f)   -> how a change of field `f` can be made: live, restart or recreate
+    update_class(obj, f, old, new) -> how a change of field `f` can be made: live, restart or
+                           recreate (old/new let a driver tell a mount change from a new root)
     execute(step)          -> one step: provision, define, update, start, stop, undefine, purge
     events()               -> optional: host changes as they happen (names of objects to recheck)
 
@@ -130,7 +131,8 @@ class Driver(Protocol):
 
     def observe(self) -> list[LiveObject]: ...
 
-    def update_class(self, ref: Ref, type: str, field: str) -> UpdateClass: ...
+    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
+                     new: Any = None) -> UpdateClass: ...
 
     def execute(self, step: Step) -> None: ...
 
@@ -151,6 +153,11 @@ def flatten(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def root_of(filesystems: Any) -> Any:
+    """The filesystem mounted at `/` in a canonical `filesystems` list (None if none)."""
+    return next((fs for fs in filesystems or () if fs.get("target") == "/"), None)
 
 
 NESTED = frozenset({"cpu", "memtune", "quota", "scheduler", "dns", "init", "console", "os"})

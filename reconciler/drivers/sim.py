@@ -29,6 +29,7 @@ from reconciler.drivers.base import (
     LiveObject,
     Ref,
     Stamp,
+    root_of,
     Step,
     UpdateClass,
 )
@@ -124,10 +125,13 @@ class SimDriver:
             return None
         return data if isinstance(data, dict) else None
 
-    def update_class(self, ref: Ref, type: str, field: str) -> UpdateClass:
+    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
+                     new: Any = None) -> UpdateClass:
         family = _family("network" if ref.kind == "Network" else type)
         if field in POLICY_FIELDS:
             return "live"
+        if field == "filesystems" and root_of(old) == root_of(new) and (old or new):
+            return "live" if family == "openvz" else "restart"  # mounts only, same root
         if _matches(field, _RECREATE[family]):
             return "recreate"
         if _matches(field, _LIVE[family]):

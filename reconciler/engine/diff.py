@@ -42,8 +42,8 @@ def diff_object(desired: dict[str, Any], live: LiveObject,
         if _same(new, old):
             continue
         origin: Origin = "spec" if not _same(new, last.get(field)) else "drift"
-        changes.append(FieldChange(field, old, new,
-                                   driver.update_class(live.ref, live.type, field), origin))
+        cls = driver.update_class(live.ref, live.type, field, old, new)
+        changes.append(FieldChange(field, old, new, cls, origin))
     return tuple(changes)
 
 

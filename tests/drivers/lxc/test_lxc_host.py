@@ -114,7 +114,7 @@ def test_memory_is_live_and_hostname_restarts_once(world: HostWorld) -> None:
     assert world.boots(name) == 2
 
 
-def test_interface_restarts_and_mount_change_needs_the_engine_to_say_root(
+def test_interface_and_mount_changes_restart_once(
         world: HostWorld, bridge: Bridge) -> None:
     name = world.name("nic")
     world.write(name, world.spec(name))
@@ -128,31 +128,18 @@ def test_interface_restarts_and_mount_change_needs_the_engine_to_say_root(
     assert f"inet {ip}/24" in world.attach(name, "ip", "addr")
     assert world.boots(name) == 2
 
-    # A mount added below the root: the engine only passes the field name to update_class,
-    # and `filesystems` also holds the root (a new guest), so today it plans a replace and
-    # refuses it without allow_replace.
+    # A mount added below the root keeps the root: the engine passes old and new values to
+    # update_class, which tells it from a new root, so this is a restart, not a replace.
     extra = world.lxcpath.parent / "extra"
     extra.mkdir()
     (extra / "f").write_text("mounted\n")
     new = {**spec, "filesystems": [*spec["filesystems"],
                                    {"source": str(extra), "target": "/mnt/extra"}]}
     world.write(name, new)
-    plan = world.plan()
+    plan, _ = world.apply()
     obj = next(o for o in plan.objects if o.ref.name == name)
-    assert (obj.action, obj.update) == ("refused", "recreate")
-    # Told the old and new values (the engine change this driver asks for), the driver
-    # classes it as a restart, and stop -> update -> start makes the mount appear.
-    driver = world.driver()
-    assert driver.update_class(Ref("Domain", name), "lxc", "filesystems",
-                               spec["filesystems"], new["filesystems"]) == "restart"
-    from reconciler.model import Domain, canonical
-    desired = canonical(Domain.model_validate(new))
-    ref = Ref("Domain", name)
-    for kind in ("stop", "update", "start"):
-        driver.execute(Step(id=f"{ref}:{kind}", kind=kind, ref=ref, type="lxc",  # type: ignore[arg-type]
-                            spec=desired if kind == "update" else None,
-                            source=str(world.specs / f"{name}.yaml"),
-                            fields=("filesystems",) if kind == "update" else ()))
+    assert (obj.action, obj.update) == ("update", "restart")
+    assert kinds(plan, name) == ["stop", "update", "start"]
     assert world.attach(name, "cat", "/mnt/extra/f") == "mounted\n"
     assert world.plan().steps == ()
 
