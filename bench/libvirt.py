@@ -363,11 +363,12 @@ def main() -> None:
             else:
                 bench.ansible(args.ansible_n or args.n, args.ansible_venv, ours)
         finally:
+            gone = 0
             if bench is not None:
                 gone = bench.cleanup()
                 bench.conn.close()
-                print(f"\n  cleaned up: {gone} domains left by the bench undefined, {tmp} removed")
             shutil.rmtree(tmp, ignore_errors=True)
+            print(f"\n  cleaned up: {gone} domains left by the bench undefined, {tmp} removed")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def _insert_after(root: etree._Element, el: etree._Element, after: tuple[str, ..
     root.insert(index, el)
 
 
-def _put_stamp(root: etree._Element, stamp: Stamp) -> None:
+def put_stamp(root: etree._Element, stamp: Stamp) -> None:
+    """Our stamp into `<metadata>`, replacing an older one."""
     meta = root.find("metadata")
     if meta is None:
         meta = etree.Element("metadata")
@@ -165,7 +166,7 @@ def domain_xml(spec: dict[str, Any], stamp: Stamp, *, existing: str | None,
             _insert_after(root, copy.deepcopy(resource),
                           ("name", "uuid", "title", "description", "metadata", "memory",
                            "currentMemory", "memtune", "vcpu", "cputune"))
-    _put_stamp(root, stamp)
+    put_stamp(root, stamp)
     return etree.tostring(root, encoding="unicode")
 
 
@@ -192,5 +193,5 @@ def network_xml(spec: dict[str, Any], stamp: Stamp, *, existing: str | None) -> 
         if root.find("mac") is None and old_mac is not None and old_mac.get("address"):
             _insert_after(root, etree.Element("mac", address=old_mac.get("address", "")),
                           ("name", "uuid", "metadata", "forward", "bridge", "mtu"))
-    _put_stamp(root, stamp)
+    put_stamp(root, stamp)
     return etree.tostring(root, encoding="unicode")

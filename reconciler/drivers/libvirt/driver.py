@@ -3,9 +3,9 @@ test:///default, openvz:///system, remote `+ssh` URIs), through libvirt-python.
 
 observe: one list call per kind (plus the autostart/active filters, which libvirt answers in
 the same list API) and one inactive-XML read per object, read through the spec loader and
-projected onto the last-applied spec (`normalize`). The parsed form of an XML text is kept
-until that text changes, so an agent's periodic resync re-reads the host but re-parses only
-what changed.
+projected onto the last-applied spec (`normalize`). What an object was read into is kept
+until its XML text (or run state, autostart) changes, so an agent's periodic resync re-reads
+the host but re-parses only what changed.
 
 execute: define writes the spec with `xml_write` and continues the existing definition in
 place (`compose`: uuid, NIC MACs, ...), never undefine-then-define; live changes (current
@@ -19,12 +19,23 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reconciler.drivers.base import OWNER, POLICY_FIELDS, LiveObject, Ref, Step, UpdateClass
+from lxml import etree
+
+from reconciler.drivers.base import (
+    OWNER,
+    POLICY_FIELDS,
+    LiveObject,
+    Ref,
+    Stamp,
+    Step,
+    UpdateClass,
+    root_of,
+)
 from reconciler.drivers.libvirt import compose, normalize, storage
 from reconciler.drivers.libvirt.connection import (
     NOT_FOUND,
@@ -37,7 +48,9 @@ from reconciler.drivers.libvirt.connection import (
 from reconciler.drivers.libvirt.events import Stop, watch
 from reconciler.drivers.libvirt.parse import Parsed, parse_domain, parse_network
 from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.model import Domain, Network, canonical
 from reconciler.model.units import parse_size, to_kib
+from reconciler.specs.xmlsafe import parse_xml
 
 # settings a running domain takes without a restart, per hypervisor (flattened field names)
 _LIVE = {
@@ -89,8 +102,8 @@ class LibvirtDriver:
         self.lv = self.conn.lv
         self._seen: dict[Ref, _Seen] = {}
         self._known: set[Ref] | None = None  # everything the last observe listed
-        self._parsed: dict[str, Parsed] = {}
-        self._projected: dict[str, dict[str, Any] | None] = {}
+        # the last observe's objects by what they were made of: unchanged ones are reused
+        self._cache: dict[tuple[Any, ...], tuple[_Seen, LiveObject]] = {}
         self._handles: dict[Ref, tuple[int, Any]] = {}
         self._net_flags = int(self.lv.VIR_NETWORK_XML_INACTIVE)
 
@@ -156,40 +169,58 @@ class LibvirtDriver:
         if generation != gen_before:  # reconnected between the list calls: list again
             return None
         seen: dict[Ref, _Seen] = {}
-        parsed_cache: dict[str, Parsed] = {}
-        projected_cache: dict[str, dict[str, Any] | None] = {}
+        cache: dict[tuple[Any, ...], tuple[_Seen, LiveObject]] = {}
         out: list[LiveObject] = []
         for net in networks:
             name = net.name()
-            if not self._wanted(name):
-                continue
             ref = Ref("Network", name)
             self._handles[ref] = (generation, net)
             xml = self._on(ref, "read", self._network_xml, missing=lambda: None)
-            if xml is None:
-                continue
-            entry = _Seen(xml, self._parse(xml, ref, parsed_cache), name in active_nets,
-                          name in auto_nets)
-            seen[ref] = entry
-            out.append(self._live(ref, entry, projected_cache))
+            if xml is not None:
+                self._collect(ref, xml, name in active_nets, name in auto_nets, None, seen,
+                              cache, out)
+        flag = lv.VIR_DOMAIN_XML_INACTIVE
         for dom in domains:
             name = dom.name()
-            if not self._wanted(name):
+            if self.match is not None and not self._wanted(name):
                 continue
             ref = Ref("Domain", name)
             self._handles[ref] = (generation, dom)
-            xml = self._on(ref, "read", lambda d: d.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE),
-                           missing=lambda: None)
-            if xml is None:
-                continue
+            try:  # the common case straight; errors (gone, daemon away) through `_on`
+                xml = dom.XMLDesc(flag)
+            except lv.libvirtError:
+                xml = self._on(ref, "read", lambda d: d.XMLDesc(flag), missing=lambda: None)
+                if xml is None:
+                    continue
             dom_id = dom.ID()
-            entry = _Seen(xml, self._parse(xml, ref, parsed_cache), dom_id != -1,
-                          name in auto_domains, dom_id if dom_id != -1 else None)
-            seen[ref] = entry
-            out.append(self._live(ref, entry, projected_cache))
-        self._seen, self._known = seen, set(seen)
-        self._parsed, self._projected = parsed_cache, projected_cache
+            self._collect(ref, xml, dom_id != -1, name in auto_domains,
+                          dom_id if dom_id != -1 else None, seen, cache, out)
+        self._seen, self._known, self._cache = seen, set(seen), cache
         return out
+
+    def _collect(self, ref: Ref, xml: str, running: bool, autostart: bool, dom_id: int | None,
+                 seen: dict[Ref, _Seen], cache: dict[tuple[Any, ...], tuple[_Seen, LiveObject]],
+                 out: list[LiveObject]) -> None:
+        """One object read: its LiveObject, made again only when what it is made of changed
+        (the XML text, run state, autostart, id, whether its owned storage exists)."""
+        key = (ref, xml, running, autostart, dom_id)
+        hit = self._cache.get(key)
+        if hit is not None and self._data(ref, hit[0].parsed) == hit[1].data:
+            entry, live = hit
+        else:
+            parser = parse_domain if ref.kind == "Domain" else parse_network
+            entry = _Seen(xml, parser(xml, ref.name), running, autostart, dom_id)
+            live = self._live(ref, entry)
+        seen[ref] = entry
+        cache[key] = (entry, live)
+        out.append(live)
+
+    def _data(self, ref: Ref, parsed: Parsed) -> bool:
+        """Does the storage the object owns still exist (True when it owns none)?"""
+        if ref.kind != "Domain" or parsed.stamp is None:
+            return True
+        owned = storage.owned_sources(parsed.stamp.spec, self.roots, ref.name)
+        return any(os.path.exists(p) for p in owned) if owned else True
 
     def _network_xml(self, net: Any) -> str:
         """The persistent definition; hypervisors without the INACTIVE flag (the test driver)
@@ -223,51 +254,41 @@ class LibvirtDriver:
             lambda c: c.listAllNetworks(lv.VIR_CONNECT_LIST_NETWORKS_AUTOSTART))}
         return networks, active, auto
 
-    def _parse(self, xml: str, ref: Ref, cache: dict[str, Parsed]) -> Parsed:
-        parsed = self._parsed.get(xml)
-        if parsed is None or parsed.name != ref.name:
-            parser = parse_domain if ref.kind == "Domain" else parse_network
-            parsed = parser(xml, ref.name)
-        cache[xml] = parsed
-        return parsed
-
-    def _live(self, ref: Ref, entry: _Seen,
-              cache: dict[str, dict[str, Any] | None]) -> LiveObject:
+    def _live(self, ref: Ref, entry: _Seen) -> LiveObject:
         parsed = entry.parsed
         stamp = parsed.stamp
-        if entry.xml in self._projected:
-            spec = self._projected[entry.xml]
-        elif parsed.spec is None:
-            spec = None
+        if parsed.spec is None:
+            spec: dict[str, Any] = {}
+        elif stamp is not None and ref.kind == "Domain":
+            spec = normalize.project_domain(parsed.spec, stamp.spec,
+                                            self._template_source(ref.name))
         elif stamp is not None:
-            if ref.kind == "Domain":
-                spec = normalize.project_domain(parsed.spec, stamp.spec,
-                                                self._template_source(ref.name))
-            else:
-                spec = normalize.project_network(parsed.spec, stamp.spec)
+            spec = normalize.project_network(parsed.spec, stamp.spec)
         else:
             spec = parsed.spec
-        cache[entry.xml] = spec
         state: Literal["running", "stopped"] = "running" if entry.running else "stopped"
-        full = {**(spec or {}), "name": ref.name, "state": state, "autostart": entry.autostart}
+        full = {**spec, "name": ref.name, "state": state, "autostart": entry.autostart}
         extra: dict[str, Any] = {"id": entry.id} if entry.id is not None else {}
         if parsed.error:
             extra["error"] = parsed.error
-        data = True
-        if ref.kind == "Domain" and stamp is not None:
-            owned = storage.owned_sources(stamp.spec, self.roots, ref.name)
-            data = any(os.path.exists(p) for p in owned) if owned else True
         dtype = parsed.type or ("network" if ref.kind == "Network" else "unknown")
-        return LiveObject(ref=ref, type=dtype, state=state, spec=full,
-                          stamp=stamp, data=data, extra=extra)
+        return LiveObject(ref=ref, type=dtype, state=state, spec=full, stamp=stamp,
+                          data=self._data(ref, parsed), extra=extra)
 
     # ------------------------------------------------------------------ update classes
-    def update_class(self, ref: Ref, type: str, field: str) -> UpdateClass:
+    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
+                     new: Any = None) -> UpdateClass:
         if field in POLICY_FIELDS or field in _METADATA_ONLY or \
                 field.split(".", 1)[0] in _METADATA_ONLY:
             return "live"
         if field in _RECREATE:
             return "recreate"
+        if field == "filesystems":
+            # mounts change at the next start; a root the driver builds (template) is the
+            # guest's own storage: another one is another guest
+            old_root, new_root = root_of(old), root_of(new)
+            owned = any((r or {}).get("type") == "template" for r in (old_root, new_root))
+            return "recreate" if owned and old_root != new_root else "restart"
         if ref.kind == "Domain" and field in _LIVE.get(self.scheme, ()):
             return "live"
         return "restart"
@@ -520,29 +541,72 @@ class LibvirtDriver:
 
         yield from watch(self.lv, self.uri, stop, wanted=self._wanted, current=current)
 
-    def import_specs(self) -> list[dict[str, Any]]:
-        """Specs for what the host holds, without what libvirt filled in by itself.
+    def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,
+                     out: str | None = None, format: str = "yaml") -> list[dict[str, Any]]:
+        """Specs for what the host holds, without what libvirt filled in by itself, for
+        `reconciler import`.
 
-        Objects the loader cannot express are skipped (their name and the reason are in
-        `import_skipped`)."""
+        Like `terraform import`, importing adopts: each object without a stamp gets one
+        holding exactly the spec returned (written into its definition, which is otherwise
+        defined again unchanged), so the next plan over the written files is empty and the
+        object is managed from then on. `out`/`format` name the file each spec is written to,
+        recorded as the stamp's source. Objects stamped by another owner, transient domains
+        (no definition to keep a stamp in) and objects the loader cannot express are skipped;
+        `import_skipped` says which and why."""
+        wanted = set(names) if names else None
         self.import_skipped: list[tuple[str, str]] = []
-        out = []
+        specs = []
         for obj in self.observe():
+            if wanted is not None and obj.ref.name not in wanted:
+                continue
             entry = self._seen[obj.ref]
             parsed = entry.parsed
+            if obj.stamp is not None and not obj.owned:
+                self.import_skipped.append((str(obj.ref), f"owned by {obj.stamp.owner!r}"))
+                continue
             if parsed.spec is None:
                 self.import_skipped.append((str(obj.ref), parsed.error or "unreadable"))
                 continue
-            if obj.ref.kind == "Domain":
-                spec = normalize.strip_domain_defaults(parsed.spec)
-            else:
-                spec = normalize.strip_network_defaults(parsed.spec)
-            spec.update(kind=obj.ref.kind, name=obj.ref.name, state=obj.state)
-            if obj.state == "running":
-                spec.pop("state")  # the model's default
-            spec["autostart"] = entry.autostart
-            out.append(spec)
-        return out
+            spec = self._imported(obj, entry)
+            if adopt and not obj.owned:
+                source = os.path.abspath(os.path.join(out, f"{obj.ref.name}.{format}")) \
+                    if out else None
+                try:
+                    self._adopt(obj.ref, entry.xml, Stamp(OWNER, source, spec))
+                except PermanentError as exc:
+                    self.import_skipped.append((str(obj.ref), str(exc)))
+                    continue
+            specs.append({"kind": obj.ref.kind, **spec})
+        return specs
+
+    def _imported(self, obj: LiveObject, entry: _Seen) -> dict[str, Any]:
+        """The canonical spec of an object as it is (host defaults dropped), as the loader
+        would read it back from the file `import` writes."""
+        assert entry.parsed.spec is not None
+        if obj.ref.kind == "Domain":
+            raw = normalize.strip_domain_defaults(entry.parsed.spec)
+        else:
+            raw = normalize.strip_network_defaults(entry.parsed.spec)
+        raw.update(name=obj.ref.name, state=obj.state, autostart=entry.autostart)
+        if obj.owned and obj.last_applied:  # policy lives only in our stamp
+            raw.update({k: v for k, v in obj.last_applied.items() if k in POLICY_FIELDS})
+        model = Domain if obj.ref.kind == "Domain" else Network
+        spec = canonical(model.model_validate(raw))
+        spec.pop("kind", None)
+        return spec
+
+    def _adopt(self, ref: Ref, xml: str, stamp: Stamp) -> None:
+        """Put our stamp into the object's definition; nothing else of it changes."""
+        root = parse_xml(xml.encode(), f"libvirt:{ref}")
+        compose.put_stamp(root, stamp)
+        text = etree.tostring(root, encoding="unicode")
+        if ref.kind == "Domain":
+            if not self._on(ref, "check", lambda d: d.isPersistent()):
+                raise PermanentError("a transient domain has no definition to keep a stamp in")
+            self.conn.call(f"adopt {ref}", lambda c: c.defineXML(text))
+        else:
+            self.conn.call(f"adopt {ref}", lambda c: c.networkDefineXML(text))
+        self._forget(ref)
 
     def close(self) -> None:
         self.conn.close()

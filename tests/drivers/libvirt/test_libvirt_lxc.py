@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -257,3 +258,32 @@ def test_network_lifecycle_with_a_guest_on_it(lxc_conn: Any, lv: Any, prefix: st
     assert order.index(f"domain/{name}:undefine") < order.index(f"network/{net}:stop")
     assert net not in [n.name() for n in lxc_conn.listAllNetworks(0)]
     assert not Path(f"/sys/class/net/{bridge}").exists()
+
+
+def test_import_adopts_and_the_next_plan_is_empty(lxc_conn: Any, lv: Any, prefix: str,
+                                                  tmp_path: Path) -> None:
+    """`reconciler import` (the CLI, as people run it) on a domain someone else defined and
+    started: specs written, the domain adopted, and a plan over the files changes nothing."""
+    name = f"{prefix}im"
+    root = make_busybox_root(tmp_path / "roots" / name)
+    lxc_conn.defineXML(
+        f"<domain type='lxc'><name>{name}</name><memory unit='MiB'>96</memory>"
+        "<os><type>exe</type><init>/bin/sh</init><initarg>-c</initarg>"
+        f"<initarg>{INIT.replace('&', '&amp;')}</initarg></os>"
+        "<devices><filesystem type='mount'>"
+        f"<source dir='{root}'/><target dir='/'/></filesystem>"
+        "<interface type='bridge'><source bridge='rcnobridge0'/></interface>"
+        "<console type='pty'/></devices></domain>")
+    out = tmp_path / "imported"
+    done = subprocess.run([sys.executable, "-m", "reconciler", "import", "--driver", "libvirt",
+                           "--uri", URI, "--state-dir", str(tmp_path / "state"), "--out",
+                           str(out), "--name", name], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{name}.yaml"]
+    written = yaml.safe_load((out / f"{name}.yaml").read_text())
+    assert written["state"] == "stopped" and written["memory"] == "96MiB"
+    assert "urn:reconciler:state:1" in lxc_conn.lookupByName(name).XMLDesc(
+        lv.VIR_DOMAIN_XML_INACTIVE)
+    cfg = config(tmp_path / "state", URI, prefix)
+    assert changes(plan(out, cfg)) == {}

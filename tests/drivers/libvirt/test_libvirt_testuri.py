@@ -129,6 +129,14 @@ def test_update_classes() -> None:
         assert lxc.update_class(dom, "lxc", field) == "live"
     assert lxc.update_class(dom, "lxc", "memory") == "restart"
     assert lxc.update_class(dom, "lxc", "interfaces") == "restart"
+    built = {"type": "template", "name": "busybox", "target": "/"}
+    mount = {"source": "/srv/data", "target": "/data"}
+    # another mount beside the same root: at the next start; another built root: a new guest
+    assert lxc.update_class(dom, "lxc", "filesystems", [built], [built, mount]) == "restart"
+    assert lxc.update_class(dom, "lxc", "filesystems", [built],
+                            [{**built, "name": "empty"}]) == "recreate"
+    assert lxc.update_class(dom, "lxc", "filesystems", [{"source": "/a", "target": "/"}],
+                            [{"source": "/b", "target": "/"}]) == "restart"  # the user's dirs
 
 
 def test_bad_options_are_config_errors(tmp_path: Path) -> None:
@@ -138,15 +146,19 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
         LibvirtDriver(tmp_path, uri=URI, stop_timeout="soon")
 
 
-def test_import_writes_specs_without_host_defaults(test_conn: Any, prefix: str,
-                                                   tmp_path: Path) -> None:
-    name = f"{prefix}d"
-    test_conn.defineXML(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
-                        "<os><type>hvm</type></os><devices><interface type='bridge'>"
-                        "<source bridge='br0'/></interface></devices></domain>")
+def test_import_writes_specs_without_host_defaults_and_adopts(test_conn: Any, prefix: str,
+                                                               tmp_path: Path) -> None:
+    name, other = f"{prefix}d", f"{prefix}d2"
+    for each in (name, other):
+        test_conn.defineXML(f"<domain type='test'><name>{each}</name><memory>65536</memory>"
+                            "<os><type>hvm</type></os><devices><interface type='bridge'>"
+                            "<source bridge='br0'/></interface></devices></domain>")
     driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
     try:
-        specs = driver.import_specs()
+        assert [s["name"] for s in driver.import_specs(adopt=False)] == [name, other]
+        assert all(not o.owned for o in driver.observe())  # adopt=False: nothing written
+        specs = driver.import_specs(names=[name], out=str(tmp_path / "out"), format="xml")
+        live = {o.ref.name: o for o in driver.observe()}
     finally:
         driver.close()
     assert [s["name"] for s in specs] == [name]
@@ -157,6 +169,11 @@ def test_import_writes_specs_without_host_defaults(test_conn: Any, prefix: str,
     assert not any("clock" in p or "on_poweroff" in p for p in spec.get("xml", ()))
     assert "host_dev" not in spec["interfaces"][0]  # testnetN: generated
     assert spec["interfaces"][0]["mac"] == _mac(test_conn, name)  # identity: kept
+    # adopted: stamped with exactly the spec returned, the file it goes to as the source
+    assert live[name].owned and not live[other].owned
+    assert live[name].stamp is not None
+    assert live[name].stamp.source == str(tmp_path / "out" / f"{name}.xml")
+    assert {"kind": "Domain", **live[name].stamp.spec} == spec
 
 
 def test_events_name_changed_domains(test_conn: Any, prefix: str, tmp_path: Path) -> None:
