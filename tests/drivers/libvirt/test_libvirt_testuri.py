@@ -155,7 +155,7 @@ def test_import_writes_specs_without_host_defaults_and_adopts(test_conn: Any, pr
                             "<source bridge='br0'/></interface></devices></domain>")
     driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
     try:
-        assert [s["name"] for s in driver.import_specs(adopt=False)] == [name, other]
+        assert sorted(s["name"] for s in driver.import_specs(adopt=False)) == [name, other]
         assert all(not o.owned for o in driver.observe())  # adopt=False: nothing written
         specs = driver.import_specs(names=[name], out=str(tmp_path / "out"), format="xml")
         live = {o.ref.name: o for o in driver.observe()}
