@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,33 +37,101 @@ class SnapshotHosts(Hosts):
 
 
 class LiveCache:
+    """The host's observed state between passes.
+
+    Objects a pass changed are marked stale; planning a stale object observes again first.
+    `refresh_in_background()` (the loop calls it when idle) observes in a thread so a change
+    arriving meanwhile is not held up; objects a pass touched after it started stay stale.
+    """
+
     def __init__(self, hosts: Hosts) -> None:
         self.hosts = hosts
         self.observed: Observed | None = None
         self.stale: set[Ref] = set()
-        self.refreshed_at = 0.0
         self.refreshes = 0
+        self.last_duration = 0.0
+        self._touched: dict[Ref, int] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._observing = threading.Lock()  # one observe() at a time
+        self._background: threading.Thread | None = None
+        self.background_error: str | None = None
+        self.background_started = 0.0
 
     def refresh(self) -> Observed:
-        started = time.monotonic()
-        self.observed = self.hosts.observe()
-        self.stale.clear()
-        self.refreshed_at = time.monotonic()
-        self.refreshes += 1
-        self.last_duration = self.refreshed_at - started
-        return self.observed
+        self.wait_background()
+        with self._observing:
+            with self._lock:
+                self._generation += 1
+                started_at = self._generation
+            started = time.monotonic()
+            observed = self.hosts.observe()
+            return self._merge(observed, started_at, started)
+
+    def _merge(self, observed: Observed, started_at: int, started: float) -> Observed:
+        with self._lock:
+            self.observed = observed
+            self.stale = {r for r in self.stale if self._touched.get(r, 0) > started_at}
+            self._touched = {r: g for r, g in self._touched.items() if r in self.stale}
+            self.refreshes += 1
+            self.last_duration = time.monotonic() - started
+            return observed
+
+    def refresh_in_background(self) -> bool:
+        """Start observing in a thread (unless one runs); True when one was started."""
+        if self.background_running():
+            return False
+        self.background_started = time.monotonic()
+        with self._lock:
+            self._generation += 1
+            started_at = self._generation
+
+        def run() -> None:
+            started = time.monotonic()
+            with self._observing:
+                try:
+                    observed = self.hosts.observe()
+                except Exception as exc:  # reported; the next pass observes again
+                    self.background_error = f"{type(exc).__name__}: {exc}"
+                    return
+            self.background_error = None
+            self._merge(observed, started_at, started)
+
+        self._background = threading.Thread(target=run, name="observe", daemon=True)
+        self._background.start()
+        return True
+
+    def background_running(self) -> bool:
+        return self._background is not None and self._background.is_alive()
+
+    def wait_background(self) -> None:
+        thread = self._background
+        if thread is not None and thread.is_alive():
+            thread.join()
+
+    def _needs(self, refs: set[Ref] | None) -> bool:
+        with self._lock:
+            return self.observed is None or bool(
+                self.stale and (refs is None or refs & self.stale))
 
     def current(self, refs: set[Ref] | None = None) -> Observed:
         """The cache, refreshed first if it is empty or any of `refs` (all: None) is stale."""
-        if self.observed is None or (self.stale and (refs is None or refs & self.stale)):
+        if self._needs(refs) and self._background is not None:
+            self.wait_background()  # a refresh under way may well cover them
+        if self._needs(refs):
             return self.refresh()
+        assert self.observed is not None
         return self.observed
 
     def invalidate(self, refs: set[Ref] | None = None) -> None:
-        if refs is None:
-            self.observed = None
-        else:
-            self.stale |= refs
+        with self._lock:
+            if refs is None:
+                self.observed = None
+                return
+            self._generation += 1
+            for ref in refs:
+                self.stale.add(ref)
+                self._touched[ref] = self._generation
 
 
 def _hosts_with(hosts: Hosts, snapshot: Observed) -> SnapshotHosts:

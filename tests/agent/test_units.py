@@ -294,3 +294,27 @@ def test_settings_from_config_and_flags():
                 {"watch": {"rate": 0}}):
         with pytest.raises(ConfigError):
             agent_settings(bad)
+
+
+def test_streamed_plan_record_is_the_journals_own_line(tmp_path):
+    import json
+
+    from reconciler.agent.records import write_plan
+
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    for name in ("a", "b", "c"):
+        write_atomic(specs / f"{name}.yaml", spec_text(name))
+    store = SpecStore([str(specs)])
+    store.load_all()
+    hosts = _sim(state)
+    plan = plan_full(store.specs, LiveCache(hosts), Settings(), {"commit": "abc"})
+    journal = Journal(state)
+    journal.write("plan", **plan.to_json())
+    write_plan(journal, plan, stream_above=0)
+    journal.close()
+    hosts.close()
+    plain, streamed = (state / "journal.jsonl").read_text().splitlines()
+    a, b = json.loads(plain), json.loads(streamed)
+    a.pop("ts"), b.pop("ts")
+    assert a == b and list(a) == list(b)
+    assert plain.split(',"event"', 1)[1] == streamed.split(',"event"', 1)[1]
