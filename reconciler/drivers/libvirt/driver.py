@@ -52,10 +52,12 @@ from reconciler.model import Domain, Network, canonical
 from reconciler.model.units import parse_size, to_kib
 from reconciler.specs.xmlsafe import parse_xml
 
-# settings a running domain takes without a restart, per hypervisor (flattened field names)
+# settings a running domain takes without a restart, per hypervisor (flattened field names).
+# LXC does not enforce the vCPU count (cpu.cpuset pins, cputune limits): a new count only
+# needs the definition. QEMU's <vcpu> is the maximum, which no running guest can change.
 _LIVE = {
     "lxc": {"current_memory", "memtune.hard_limit", "memtune.soft_limit",
-            "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota"},
+            "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota", "cpu.count"},
     "qemu": {"current_memory", "memtune.hard_limit", "memtune.soft_limit",
              "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota"},
     "test": {"current_memory"},

@@ -70,7 +70,7 @@ def test_live_changes_reach_the_running_guest_and_its_config(lxc_conn: Any, lv: 
     dom = lxc_conn.lookupByName(name)
     _booted(dom, root, 1)
     pid = dom.ID()
-    _write(specs, _spec(name, root, current_memory="64MiB", cpu={"shares": 512},
+    _write(specs, _spec(name, root, current_memory="64MiB", cpu={"shares": 512, "count": 2},
                         memtune={"hard_limit": "96MiB"}))
     first, report = apply(specs, cfg)
     assert not errors(report), errors(report)
@@ -91,6 +91,7 @@ def test_live_changes_reach_the_running_guest_and_its_config(lxc_conn: Any, lv: 
     assert re.search(r"<cputune>\s*<shares>512</shares>", config_xml)
     assert "<hard_limit unit='KiB'>98304</hard_limit>" in config_xml
     assert "<currentMemory unit='KiB'>65536</currentMemory>" in config_xml
+    assert "<vcpu placement='static'>2</vcpu>" in config_xml  # not enforced by LXC: config
     assert changes(plan(specs, cfg)) == {}
 
 

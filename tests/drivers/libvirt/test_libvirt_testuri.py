@@ -125,8 +125,10 @@ def test_update_classes() -> None:
     assert driver.update_class(net, "network", "autostart") == "live"
     assert driver.update_class(net, "network", "ips") == "restart"
     lxc = LibvirtDriver("/tmp/unused", uri="lxc:///")
-    for field in ("cpu.shares", "memtune.hard_limit", "current_memory"):
+    for field in ("cpu.shares", "memtune.hard_limit", "current_memory", "cpu.count"):
         assert lxc.update_class(dom, "lxc", field) == "live"
+    qemu = LibvirtDriver("/tmp/unused", uri="qemu:///system")
+    assert qemu.update_class(dom, "kvm", "cpu.count") == "restart"
     assert lxc.update_class(dom, "lxc", "memory") == "restart"
     assert lxc.update_class(dom, "lxc", "interfaces") == "restart"
     built = {"type": "template", "name": "busybox", "target": "/"}
