@@ -6,10 +6,12 @@ whatever the host fills in there never shows as a difference.
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from reconciler.model.names import check_abs_path, check_device
 from reconciler.model.types import (
     AbsPath,
     Count,
@@ -217,11 +219,12 @@ class Filesystem(Frozen):
             raise FieldError("type", f"a {self.type} filesystem needs 'source'")
         if self.type == "ram" and self.size is None:
             raise FieldError("type", "a ram filesystem needs 'size', e.g. 64MiB")
-        for fields, types in _FS_ONLY:
-            for name in fields:
-                if getattr(self, name) not in (None, ()) and self.type not in types:
-                    raise FieldError(name, f"'{name}' applies to {' and '.join(types)} filesystems "
-                                     f"only, not {self.type}")
+        # only fields given in the input can be out of place (a set operation, cheap)
+        for name in sorted(self.model_fields_set & _FS_NOT[self.type]):
+            if getattr(self, name) not in (None, ()):
+                types = next(t for f, t in _FS_ONLY if name in f)
+                raise FieldError(name, f"'{name}' applies to {' and '.join(types)} filesystems "
+                                 f"only, not {self.type}")
         if self.format is not None and self.driver is None:
             raise FieldError("format", "'format' needs 'driver' (e.g. driver: loop, format: raw)")
         if self.type == "volume" and self.source:
@@ -230,8 +233,6 @@ class Filesystem(Frozen):
                 raise FieldError("source", f"a volume source is 'pool/volume', not "
                                  f"{self.source!r}")
         elif self.source:
-            from reconciler.model.names import check_abs_path
-
             try:
                 check_abs_path(self.source)
             except ValueError as exc:
@@ -244,17 +245,20 @@ _FS_ONLY = ((("name", "method", "release", "options"), ("template",)),
             (("size",), ("ram",)),
             (("driver", "format"), ("file",)),
             (("source",), ("template", "mount", "bind", "block", "file", "volume")))
+_FS_NOT = {fstype: frozenset(f for fields, types in _FS_ONLY if fstype not in types
+                             for f in fields)
+           for fstype in typing.get_args(FsType)}
 
 IfType = Literal["bridge", "network", "routed", "direct", "hostdev"]
 # fields a NIC type cannot carry: a moved host NIC keeps its own MAC and name, only `direct`
 # has a macvlan mode, only `routed` has host-side addresses, and `routed` has no source
 _IF_NOT = {
-    "hostdev": ("mac", "mode", "host_dev", "host_mac", "guest_dev", "host_ip", "host_routes",
-                "link", "mtu", "model", "xml"),
-    "routed": ("source", "mode"),
-    "bridge": ("mode", "host_ip", "host_routes"),
-    "network": ("mode", "host_ip", "host_routes"),
-    "direct": ("host_ip", "host_routes"),
+    "hostdev": frozenset({"mac", "mode", "host_dev", "host_mac", "guest_dev", "host_ip",
+                          "host_routes", "link", "mtu", "model", "xml"}),
+    "routed": frozenset({"source", "mode"}),
+    "bridge": frozenset({"mode", "host_ip", "host_routes"}),
+    "network": frozenset({"mode", "host_ip", "host_routes"}),
+    "direct": frozenset({"host_ip", "host_routes"}),
 }
 
 
@@ -284,12 +288,10 @@ class Interface(Frozen):
     def _source_needed(self) -> Interface:
         if self.type in ("bridge", "network", "direct", "hostdev") and not self.source:
             raise FieldError("type", f"a {self.type} interface needs 'source'")
-        for name in _IF_NOT[self.type]:
+        for name in sorted(self.model_fields_set & _IF_NOT[self.type]):
             if getattr(self, name) not in (None, ()):
                 raise FieldError(name, f"a {self.type} interface cannot have '{name}'")
         if self.type in ("bridge", "direct", "hostdev") and self.source:
-            from reconciler.model.names import check_device
-
             try:
                 check_device(self.source)
             except ValueError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,31}$")
@@ -36,7 +35,7 @@ def check_abs_path(value: str) -> str:
         raise ValueError(f"path {value!r} must be absolute (start with '/')")
     if "\x00" in value or "\n" in value or len(value) > 4096:
         raise ValueError(f"path {value!r} contains a NUL or newline, or is too long")
-    if ".." in PurePosixPath(value).parts:
+    if ".." in value and ".." in value.split("/"):
         raise ValueError(f"path {value!r} must not contain '..'")
     return value
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from typing import Annotated, Any
 
 from pydantic import (
@@ -64,13 +66,33 @@ def ip_family(address: str) -> str:
     return "ipv6" if ":" in address else "ipv4"
 
 
-def check_ip(value: str) -> str:
-    """One IPv4 or IPv6 address, without a prefix."""
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                   r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
+def ip_version(value: str) -> int:
+    """4 or 6 for an address without a prefix; ValueError (with a hint) for anything else.
+    Dotted quads are checked by one regex (the common case, and many times faster than
+    `ipaddress`)."""
+    if isinstance(value, str):
+        if _IPV4.fullmatch(value):
+            return 4
+        if ":" in value and "%" not in value:
+            try:
+                socket.inet_pton(socket.AF_INET6, value)
+                return 6
+            except (OSError, ValueError):
+                pass  # let ipaddress decide (and word the error)
     try:
-        ipaddress.ip_address(value)
+        return ipaddress.ip_address(value).version
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address; write e.g. 192.0.2.1 or 2001:db8::1"
                          ) from None
+
+
+def check_ip(value: str) -> str:
+    """One IPv4 or IPv6 address, without a prefix."""
+    ip_version(value)
     return value
 
 
@@ -120,8 +142,7 @@ class IpAddress(Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> IpAddress:
-        addr = ipaddress.ip_address(check_ip(self.address))
-        limit = 32 if addr.version == 4 else 128
+        limit = 32 if ip_version(self.address) == 4 else 128
         if self.prefix is not None and not 0 <= self.prefix <= limit:
             raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} "
                              f"(0-{limit})")

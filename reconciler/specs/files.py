@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import reprlib
 import typing
 from dataclasses import dataclass, field
@@ -29,7 +30,10 @@ _BACKUP_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".bak", ".orig", ".rpmnew", ".r
 
 def is_spec_file(path: Path) -> bool:
     """Only `*.xml`, `*.yaml`, `*.yml`; dotfiles, editor swap and package backups ignored."""
-    name = path.name
+    return is_spec_name(path.name)
+
+
+def is_spec_name(name: str) -> bool:
     if name.startswith(".") or name.startswith("#") or ".dpkg-" in name:
         return False
     if name.endswith(_BACKUP_SUFFIXES):
@@ -54,11 +58,15 @@ class Loaded:
 def load_file(path: Path, display: str | None = None) -> Loaded:
     name = display or str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"file is {size} bytes; specs are limited to {MAX_SPEC_BYTES} "
-                            "(refused before parsing)", Location(name, 1, 1))
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_SPEC_BYTES:
+                raise SpecError(f"file is {size} bytes; specs are limited to {MAX_SPEC_BYTES} "
+                                "(refused before parsing)", Location(name, 1, 1))
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:  # it grew while we looked
+            raise SpecError(f"file is over {MAX_SPEC_BYTES} bytes; specs are limited to "
+                            f"{MAX_SPEC_BYTES} (refused before parsing)", Location(name, 1, 1))
     except SpecError as exc:
         return Loaded(name, "", errors=(exc,))
     except OSError as exc:
@@ -102,18 +110,32 @@ def _parse(data: bytes, name: str) -> list[tuple[Spec, int]]:
 
 def _from_xml(data: bytes, name: str) -> tuple[Spec, int]:
     root = parse_xml(data, name)
-    lines: dict[tuple[Any, ...], int] = {}
+    raw = _read_xml(root, None, name)
+    known: list[dict[tuple[Any, ...], int]] = []
+
+    def where(path: tuple[Any, ...]) -> tuple[int, int]:
+        """Lines are only worked out when an error needs one: read the file again."""
+        if not known:
+            lines: dict[tuple[Any, ...], int] = {}
+            _read_xml(parse_xml(data, name), lines, name)
+            known.append(lines)
+        return _nearest(known[0], path), 1
+
+    return _validate(raw, name, where), line_of(root)
+
+
+def _read_xml(root: Any, lines: dict[tuple[Any, ...], int] | None, name: str) -> dict[str, Any]:
     if root.tag == "domain":
-        raw = read_domain(root, lines)
-    elif root.tag == "network":
-        raw = read_network(root, lines)
-    elif root.tag == f"{{{NS}}}profile":
-        raw = {"kind": "Profile", **decode(root)}
-    else:
-        raise SpecError(f"unknown root element <{etree.QName(root).localname}>; "
-                        "valid: <domain>, <network>, or <rc:profile>",
-                        Location(name, line_of(root), 1))
-    return _validate(raw, name, lambda path: (_nearest(lines, path), 1)), line_of(root)
+        return read_domain(root, lines)
+    if root.tag == "network":
+        return read_network(root, lines)
+    if root.tag == f"{{{NS}}}profile":
+        if lines is not None:
+            lines[()] = line_of(root)
+        return {"kind": "Profile", **decode(root, lines)}
+    raise SpecError(f"unknown root element <{etree.QName(root).localname}>; "
+                    "valid: <domain>, <network>, or <rc:profile>",
+                    Location(name, line_of(root), 1))
 
 
 def locate_field(path: Path, index: int, field: tuple[Any, ...]) -> tuple[int, int] | None:
@@ -121,14 +143,8 @@ def locate_field(path: Path, index: int, field: tuple[Any, ...]) -> tuple[int, i
     try:
         data = path.read_bytes()
         if path.name.endswith(".xml"):
-            root = parse_xml(data, str(path))
             lines: dict[tuple[Any, ...], int] = {}
-            if root.tag == "domain":
-                read_domain(root, lines)
-            elif root.tag == "network":
-                read_network(root, lines)
-            else:
-                return None
+            _read_xml(parse_xml(data, str(path)), lines, str(path))
             return _nearest(lines, field), 1
         return yaml_io.locate(data, index, field)
     except (OSError, SpecError):
@@ -144,15 +160,16 @@ def _nearest(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int:
 
 def _from_yaml(data: bytes, name: str) -> list[tuple[Spec, int]]:
     out = []
-    for index, doc in enumerate(yaml_io.load_documents(data, name)):
+    docs = yaml_io.load_documents(data, name)
+    for index, (doc, line) in enumerate(zip(docs, yaml_io.document_lines(data, len(docs)),
+                                            strict=True)):
         def where(path: tuple[Any, ...], i: int = index) -> tuple[int, int]:
             return yaml_io.locate(data, i, path)
 
         if not isinstance(doc, dict):
-            line, col = where(())
             raise SpecError(f"document {index + 1} is a {type(doc).__name__}, not a mapping; "
-                            "a spec starts with 'kind:' and 'name:'", Location(name, line, col))
-        out.append((_validate(doc, name, where), where(())[0]))
+                            "a spec starts with 'kind:' and 'name:'", Location(name, line, 1))
+        out.append((_validate(doc, name, where), line))
     return out
 
 

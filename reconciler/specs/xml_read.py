@@ -74,13 +74,17 @@ def bad(el: etree._Element, message: str) -> SpecError:
 
 def _only(el: etree._Element, attrs: tuple[str, ...] = (), children: tuple[str, ...] = (),
           text: bool = False) -> None:
-    if any(a not in attrs for a in el.attrib):
-        raise Untyped
-    for child in el:
-        if child.tag not in children:
+    for name in el.keys():  # noqa: SIM118 - an lxml element: keys() is one C call, no proxy
+        if name not in attrs:
             raise Untyped
-    if not text and el.text and el.text.strip():
-        raise Untyped
+    if len(el):
+        for child in el:
+            if child.tag not in children:
+                raise Untyped
+    if not text:
+        content = el.text
+        if content and not content.isspace():
+            raise Untyped
 
 
 def _scaled(el: etree._Element, default_unit: str = "kib", attr: str = "unit",
@@ -354,10 +358,12 @@ def _cputune(el: etree._Element) -> dict[str, Any]:
     return out
 
 
-def read_domain(root: etree._Element, lines: Lines) -> dict[str, Any]:
-    """The model's input dict for a `<domain>` element; `lines` gets path -> source line."""
+def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
+    """The model's input dict for a `<domain>` element; `lines` (when given: it is only
+    needed to report errors) gets path -> source line."""
     dom: dict[str, Any] = {"kind": "Domain", "type": root.get("type")}
-    lines[()] = line_of(root)
+    if lines is not None:
+        lines[()] = line_of(root)
     extra: list[str] = [f"@{key!s}={value!s}" for key, value in root.attrib.items()
                         if key != "type"]
     devices_extra: list[str] = []
@@ -368,9 +374,9 @@ def read_domain(root: etree._Element, lines: Lines) -> dict[str, Any]:
         if not isinstance(child.tag, str):
             continue
         tag = child.tag
-        line = line_of(child)
-        for field in _FIELD_OF.get(tag, ("xml",)):
-            lines.setdefault((field,), line)
+        if lines is not None:
+            for field in _FIELD_OF.get(tag, ("xml",)):
+                lines.setdefault((field,), line_of(child))
         try:
             if tag in seen:
                 raise Untyped  # a second <memory>, <os>, ...: keep it as written
@@ -425,7 +431,8 @@ _FIELD_OF = {"name": ("name",), "uuid": ("uuid",), "title": ("title",),
 _ORDERED_DEVICES = ("filesystem", "interface")
 
 
-def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str], lines: Lines) -> None:
+def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str],
+             lines: Lines | None) -> None:
     if el.attrib or (el.text and el.text.strip()):
         raise Untyped
     filesystems: list[Any] = []
@@ -435,21 +442,24 @@ def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str], lines: L
     for child in el:
         if not isinstance(child.tag, str):
             continue
-        line = line_of(child)
         try:
             if child.tag in untyped:
                 raise Untyped
             if child.tag == "filesystem":
                 filesystems.append(_filesystem(child))
-                lines[("filesystems", len(filesystems) - 1)] = line
+                if lines is not None:
+                    lines[("filesystems", len(filesystems) - 1)] = line_of(child)
             elif child.tag == "interface":
                 interfaces.append(_interface(child))
-                lines[("interfaces", len(interfaces) - 1)] = line
+                if lines is not None:
+                    lines[("interfaces", len(interfaces) - 1)] = line_of(child)
             elif child.tag == "hostdev":
                 interfaces.append(_hostdev_net(child))
-                lines[("interfaces", len(interfaces) - 1)] = line
+                if lines is not None:
+                    lines[("interfaces", len(interfaces) - 1)] = line_of(child)
             elif child.tag == "console":
-                lines.setdefault(("console",), line)
+                if lines is not None:
+                    lines.setdefault(("console",), line_of(child))
                 consoles.append(child)
             else:
                 raise Untyped
@@ -464,7 +474,7 @@ def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str], lines: L
             extra.extend(canonical_xml(c) for c in consoles)
     # quota space lives on the root filesystem in libvirt XML
     for index, fs in enumerate(filesystems):
-        if "space_hard_limit" in fs:
+        if "space_hard_limit" in fs and lines is not None:
             lines[("quota",)] = lines[("filesystems", index)]
         hard, soft = fs.pop("space_hard_limit", None), fs.pop("space_soft_limit", None)
         if hard is not None and soft is not None:
@@ -489,7 +499,7 @@ _DOMAIN_EXT_PARTS = {"cpu": ("limit",), "quota": ("space", "inodes", "time", "ug
                      "interfaces": IF_EXT, "filesystems": (*FS_EXT, "source")}
 
 
-def _metadata(el: etree._Element, lines: Lines, allowed: tuple[str, ...],
+def _metadata(el: etree._Element, lines: Lines | None, allowed: tuple[str, ...],
               parts: dict[str, tuple[str, ...]]) -> tuple[dict[str, Any], str | None]:
     """Our extension dict, and the rest of `<metadata>` (other tools' entries) as XML."""
     ours: dict[str, Any] | None = None
@@ -502,7 +512,14 @@ def _metadata(el: etree._Element, lines: Lines, allowed: tuple[str, ...],
             if not isinstance(value, dict):
                 raise bad(child, "<rc:spec> must hold named fields (e.g. <rc:state>running"
                           "</rc:state>), not a list or text")
-            _check_extension(value, allowed, parts, lines, line_of(child))
+            problem = _check_extension(value, allowed, parts)
+            if problem is not None:
+                path, message = problem
+                where: Lines = {}
+                decode(child, where)  # the lines, now that they are needed
+                line = next((where[path[:cut]] for cut in range(len(path), 0, -1)
+                             if path[:cut] in where), line_of(child))
+                raise SpecError(message, Location("", line, 1))
             ours = value
             el.remove(child)
         elif isinstance(child.tag, str):
@@ -510,9 +527,12 @@ def _metadata(el: etree._Element, lines: Lines, allowed: tuple[str, ...],
     return ours or {}, canonical_xml(el) if keep else None
 
 
-def _key(el: etree._Element) -> str:
-    local = etree.QName(el).localname
-    return el.get("key", "") if local == "entry" else local
+_ITEM = f"{{{NS}}}item"
+_ENTRY = f"{{{NS}}}entry"
+
+
+def _local(tag: str) -> str:
+    return tag[tag.index("}") + 1:] if tag[:1] == "{" else tag
 
 
 def decode(el: etree._Element, lines: Lines | None = None, path: tuple[Any, ...] = ()) -> Any:
@@ -520,48 +540,53 @@ def decode(el: etree._Element, lines: Lines | None = None, path: tuple[Any, ...]
     (`<entry key='...'>` for keys that are not XML names); `lines` gets each path's line."""
     children = [c for c in el if isinstance(c.tag, str)]
     if not children:
-        if el.get("list") == "yes":
-            return []
-        if el.get("map") == "yes":
-            return {}
+        if el.keys():
+            if el.get("list") == "yes":
+                return []
+            if el.get("map") == "yes":
+                return {}
         return el.text or ""
-    if all(etree.QName(c).localname == "item" for c in children):
+    if all(c.tag == _ITEM or _local(c.tag) == "item" for c in children):
+        if lines is None:
+            return [decode(c) for c in children]
         out_list = []
         for index, child in enumerate(children):
-            if lines is not None:
-                lines[(*path, index)] = line_of(child)
+            lines[(*path, index)] = line_of(child)
             out_list.append(decode(child, lines, (*path, index)))
         return out_list
     out: dict[str, Any] = {}
     for child in children:
-        key = _key(child)
-        if lines is not None:
-            lines[(*path, key)] = line_of(child)
+        tag = child.tag
+        key = child.get("key", "") if tag == _ENTRY else _local(tag)
         if key in out:
-            raise bad(child, f"<rc:{etree.QName(child).localname}> appears twice in <rc:spec>; "
-                      "give each field once")
-        out[key] = decode(child, lines, (*path, key))
+            raise bad(child, f"<rc:{_local(tag)}> appears twice in <rc:spec>; give each field "
+                      "once")
+        if lines is None:
+            out[key] = decode(child)
+        else:
+            lines[(*path, key)] = line_of(child)
+            out[key] = decode(child, lines, (*path, key))
     return out
 
 
 def _check_extension(ext: dict[str, Any], allowed: tuple[str, ...],
-                     parts: dict[str, tuple[str, ...]], lines: Lines, line: int) -> None:
+                     parts: dict[str, tuple[str, ...]]) -> tuple[tuple[Any, ...], str] | None:
     """Only fields libvirt has no element for may come from the extension: a second copy of,
-    say, the memory size would be a second truth."""
+    say, the memory size would be a second truth. Returns (path, message) of a problem."""
     for key, value in ext.items():
-        where = Location("", lines.get((key,), line), 1)
         if key in allowed:
             continue
         if key not in parts:
-            raise SpecError(f"<rc:spec>: unknown field {key!r}; valid: "
-                            f"{', '.join([*allowed, *parts])}", where)
+            return (key,), (f"<rc:spec>: unknown field {key!r}; valid: "
+                            f"{', '.join([*allowed, *parts])}")
         for index, item in enumerate(value if isinstance(value, list) else [value]):
             for sub in item if isinstance(item, dict) else ():
                 if sub not in parts[key]:
-                    at = Location("", lines.get((key, index, sub), lines.get((key, sub), line)), 1)
-                    raise SpecError(f"<rc:spec>: {key}.{sub} does not belong in the extension; "
-                                    f"libvirt XML has its own element for it (valid in the "
-                                    f"extension: {', '.join(parts[key])})", at)
+                    return (key, index, sub), (
+                        f"<rc:spec>: {key}.{sub} does not belong in the extension; libvirt XML "
+                        f"has its own element for it (valid in the extension: "
+                        f"{', '.join(parts[key])})")
+    return None
 
 
 def _merge_extension(dom: dict[str, Any], ext: dict[str, Any]) -> None:
@@ -582,9 +607,10 @@ def _merge_extension(dom: dict[str, Any], ext: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- network
 
-def read_network(root: etree._Element, lines: Lines) -> dict[str, Any]:
+def read_network(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
     net: dict[str, Any] = {"kind": "Network"}
-    lines[()] = line_of(root)
+    if lines is not None:
+        lines[()] = line_of(root)
     extra: list[str] = []
     ext: dict[str, Any] = {}
     for key, value in root.attrib.items():
@@ -599,8 +625,8 @@ def read_network(root: etree._Element, lines: Lines) -> dict[str, Any]:
         if not isinstance(child.tag, str):
             continue
         tag = child.tag
-        line = line_of(child)
-        lines.setdefault((_NET_FIELD.get(tag, "xml"),), line)
+        if lines is not None:
+            lines.setdefault((_NET_FIELD.get(tag, "xml"),), line_of(child))
         try:
             if tag in seen and tag not in ("ip", "route", "portgroup"):
                 raise Untyped
@@ -651,7 +677,8 @@ def read_network(root: etree._Element, lines: Lines) -> dict[str, Any]:
                 if ip_untyped:
                     raise Untyped  # keep the order of addresses: once one is XML, all after are
                 ips.append(_net_ip(child))
-                lines[("ips", len(ips) - 1)] = line
+                if lines is not None:
+                    lines[("ips", len(ips) - 1)] = line_of(child)
             else:
                 raise Untyped
         except Untyped:

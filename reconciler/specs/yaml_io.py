@@ -8,6 +8,7 @@ expand to is measured right after loading and refused before anything walks it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 from typing import Any
@@ -126,6 +127,25 @@ def _first_alias(data: bytes) -> tuple[int, int]:
     except yaml.YAMLError:
         pass
     return 1, 1
+
+
+_DOC_SEPARATOR = re.compile(rb"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+_CONTENT_LINE = re.compile(rb"^(?![ \t]*(?:#|%|\.\.\.|\r?$))", re.MULTILINE)
+
+
+def document_lines(data: bytes, count: int) -> list[int]:
+    """The first line of each of the `count` documents, found by a text scan (the composer
+    is pure Python and would cost more than the load). Falls back to composing when the scan
+    does not find exactly `count` documents."""
+    cuts = [0, *(m.end() for m in _DOC_SEPARATOR.finditer(data)), len(data)]
+    lines = []
+    for start, end in itertools.pairwise(cuts):
+        found = _CONTENT_LINE.search(data, start, end)
+        if found is not None and found.start() < end:
+            lines.append(data.count(b"\n", 0, found.start()) + 1)
+    if len(lines) == count:
+        return lines
+    return [locate(data, index, ())[0] for index in range(count)]
 
 
 @lru_cache(maxsize=2)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from specs_support import DESIRED, SCHEMAS, run_cli
+from specs_support import DESIRED, REPO, SCHEMAS, run_cli
 
 from reconciler.model import Domain, Network
 from reconciler.specs.convert import to_xml_text, to_yaml
@@ -135,3 +137,13 @@ def test_schema_command_prints_json_schema() -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert "name" in schema["$defs"]["Domain"]["required"]
     assert "scheduler" in schema["$defs"]["Domain"]["properties"]
+
+
+def test_load_bench_runs(tmp_path: Path) -> None:
+    """bench/load.py works end to end on a few files (no timing is asserted)."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "load.py"), "30"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip().startswith("30 ")]
+    assert [row[1] for row in rows] == ["yaml", "xml"]
+    assert all(float(row[-1]) > 0 for row in rows)
