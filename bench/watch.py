@@ -134,6 +134,23 @@ def wait_log(err: Path, event: str, after: int, timeout: float) -> dict[str, obj
     raise SystemExit(f"timed out waiting for {event}; see {err}")
 
 
+class RssSampler(threading.Thread):
+    """The agent's RSS every 20 ms, by phase of the benchmark: where the peak comes from."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.phase, self.peaks = pid, "startup", {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.02):
+            try:
+                rss = proc_status(self.pid, "VmRSS")
+            except OSError:
+                return
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), rss)
+
+
 def wait_quiet(pid: int, timeout: float) -> float:
     """Wait until the agent used < 1 % CPU over a second (its idle tasks are done)."""
     started = time.monotonic()
@@ -176,6 +193,8 @@ def main() -> int:
              "--state-dir", str(state), "--driver", "sim", "--http", "127.0.0.1:0",
              "--resync", "3600", "--parallel", "8"],
             stdout=subprocess.DEVNULL, stderr=errfh, stdin=subprocess.DEVNULL)
+    sampler = RssSampler(agent.pid)
+    sampler.start()
     try:
         ready = wait_log(err, "agent.ready", 0, 600)
         loaded = time.monotonic() - started
@@ -187,11 +206,13 @@ def main() -> int:
         print(f"agent quiet {quiet_since:.1f} s after the first pass (host cache refreshed)",
               flush=True)
 
+        sampler.phase = "changes"
         tail = JournalTail(state / "journal.jsonl")
         rng = random.Random()
         targets = rng.sample(range(args.objects), min(args.changes, args.objects))
         salt = rng.randrange(1000)  # a kept workdir must still see real changes
         latencies: list[float] = []
+        records: list[dict[str, object]] = []
         floors: list[float] = []
         for n, i in enumerate(targets):
             path = spec_path(specs, i)
@@ -208,15 +229,18 @@ def main() -> int:
                 print(f"change {n}: no step.succeeded for d{i:05d} within 30 s", flush=True)
                 continue
             latencies.append((done - wall) * 1000)
+            records.append({"file": str(path), "renamed": wall, "done": done})
             time.sleep(rng.uniform(0.02, 0.15))
         print(f"change latency, rename -> step done (n={len(latencies)}): "
               f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
               f"max {max(latencies):.1f} ms   [target p99 < 100 ms]")
+        (work / "latencies.json").write_text(json.dumps(records))
         slowest = sorted(latencies, reverse=True)[:5]
         print("  slowest: " + ", ".join(f"{v:.1f}" for v in slowest) + " ms")
         print(f"inotify floor, rename -> watchdog event, same run (n={len(floors)}): "
               f"p50 {statistics.median(floors):.2f} ms, p99 {pct(floors, 0.99):.2f} ms")
 
+        sampler.phase = "idle"
         time.sleep(3.0)  # let the idle tasks (cross-check, host cache refresh) run first
         c0, t0 = cpu_seconds(agent.pid), time.monotonic()
         time.sleep(args.idle)
@@ -225,12 +249,16 @@ def main() -> int:
         print(f"idle CPU over {t1 - t0:.0f} s: {idle:.3f} % of a core   [target < 0.5 %]")
 
         passes = len([ln for ln in err.read_text().splitlines() if '"pass.finished"' in ln])
+        sampler.phase = "full pass"
         agent.send_signal(signal.SIGHUP)
         full = wait_log(err, "pass.finished", passes, 600)
         print(f"full pass after SIGHUP (reload, rescan, observe and plan {args.objects}): "
               f"{full['duration']:.2f} s")
         hwm, rss = proc_status(agent.pid, "VmHWM"), proc_status(agent.pid, "VmRSS")
-        print(f"peak RSS: {hwm / 1024:.1f} MB (now {rss / 1024:.1f} MB)   [target < 150 MB]")
+        sampler.stop.set()
+        phases = ", ".join(f"{k} {v / 1024:.0f}" for k, v in sampler.peaks.items())
+        print(f"peak RSS: {hwm / 1024:.1f} MB (now {rss / 1024:.1f} MB; peak by phase, MB: "
+              f"{phases})   [target < 150 MB]")
     finally:
         observer.stop()
         observer.join(5)

@@ -137,6 +137,7 @@ class Agent:
         self.backoff = Backoff(w.backoff_initial, w.backoff_max)
         self.rate = RateLimit(w.rate, w.burst)
         self.objects: dict[Ref, ObjState] = {}
+        self._objects_json: dict[str, Any] = {}
         self.started_at = time.time()
         self.last_pass: dict[str, Any] | None = None
         self.last_success: float | None = None
@@ -640,6 +641,14 @@ class Agent:
             for ref in list(self.backoff.objects):
                 if ref not in states:
                     self.backoff.forget(ref)
+            self._objects_json = {str(r): st.to_json() for r, st in sorted(states.items())}
+        else:
+            for obj in plan.objects:
+                st = states.get(obj.ref)
+                if st is None:
+                    self._objects_json.pop(str(obj.ref), None)
+                else:
+                    self._objects_json[str(obj.ref)] = st.to_json()
         self.objects = states
 
     def _finish_pass(self, plan: Plan | None, report: ApplyReport | None, trigger: str,
@@ -726,17 +735,20 @@ class Agent:
         self._status_dirty = False
         self._status_written = now
         counts = dict.fromkeys(OBJECT_STATES, 0)
-        objects: dict[str, Any] = {}
         restarts = []
-        for ref, st in sorted(self.objects.items()):
+        for ref, st in self.objects.items():
             counts[st.state] = counts.get(st.state, 0) + 1
-            failing = self.backoff.objects.get(ref)
-            entry = st.to_json(failing)
-            if isinstance(entry, dict) and "retry_at" in entry:
-                entry["retry_at"] = iso(time.time() + entry["retry_at"] - now)
-            objects[str(ref)] = entry
             if st.restart_pending:
                 restarts.append(str(ref))
+        objects = self._objects_json  # kept up to date per pass; only backoff times added
+        if self.backoff.objects:
+            objects = dict(objects)
+            for ref, failing in self.backoff.objects.items():
+                known = self.objects.get(ref)
+                entry = known.to_json(failing) if known is not None else None
+                if isinstance(entry, dict):
+                    entry["retry_at"] = iso(time.time() + failing.retry_at - now)
+                    objects[str(ref)] = entry
         for state, n in counts.items():
             self.metrics.objects.labels(state).set(n)
         held = self.store.held_files() if self.store else {}
@@ -759,7 +771,7 @@ class Agent:
                "held_files": [{"file": f, "errors": errs} for f, errs in sorted(held.items())],
                "pending_files": [{"file": n, "waiting": k, "since": iso(wall_now - (now - t))}
                                  for n, (k, t) in sorted(pending.items())],
-               "pending_restarts": restarts}
+               "pending_restarts": sorted(restarts)}
         if self.crashed:
             doc["crashed"] = self.crashed
         try:

@@ -3,7 +3,7 @@ by command-line flags. Frozen, passed down; SIGHUP builds a new one.
 
     watch:
       settle: 1.0            # a file written in place must be unchanged this long (seconds)
-      quiet: 0.03            # a burst of events ends after this much quiet ...
+      quiet: 0.02            # a burst of events ends after this much quiet ...
       cap: 0.2               # ... or this long after it began, whichever comes first
       open_hold: 30          # a file someone holds open for writing waits up to this long
       resync: 300            # full resync (re-observe the host, re-stat every file), seconds
@@ -35,7 +35,7 @@ DEFAULT_LISTEN = "127.0.0.1:9137"
 @dataclass(frozen=True)
 class WatchSettings:
     settle: float = 1.0
-    quiet: float = 0.03
+    quiet: float = 0.02
     cap: float = 0.2
     open_hold: float = 30.0
     resync: float = 300.0

@@ -110,7 +110,7 @@ class ChangeTracker:
     """Pending file changes and when each may be read. Thread-safe: the watcher thread feeds
     it, the agent loop drains it; `wake` is called whenever something new arrived."""
 
-    def __init__(self, *, settle: float = 1.0, quiet: float = 0.03, cap: float = 0.2,
+    def __init__(self, *, settle: float = 1.0, quiet: float = 0.02, cap: float = 0.2,
                  open_hold: float = 30.0, wake: Callable[[], None] | None = None,
                  stat: Callable[[str], FileKey | None] = file_key) -> None:
         self.settle, self.quiet, self.cap, self.open_hold = settle, quiet, cap, open_hold
