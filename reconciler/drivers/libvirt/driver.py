@@ -205,7 +205,7 @@ class LibvirtDriver:
                  out: list[LiveObject]) -> None:
         """One object read: its LiveObject, made again only when what it is made of changed
         (the XML text, run state, autostart, id, whether its owned storage exists)."""
-        key = (ref, xml, running, autostart, dom_id)
+        key = (ref.kind, ref.name, xml, running, autostart, dom_id)  # str keys: cheap hashes
         hit = self._cache.get(key)
         if hit is not None and self._data(ref, hit[0].parsed) == hit[1].data:
             entry, live = hit
