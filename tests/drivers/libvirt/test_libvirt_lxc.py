@@ -209,7 +209,10 @@ def dnsmasq_dir() -> Iterator[None]:
     if made:
         path.mkdir(parents=True)
     yield
-    if made:
+    if made:  # libvirt removes the network's files in there a moment after it stops
+        deadline = time.monotonic() + 3
+        while any(path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with contextlib.suppress(OSError):
             path.rmdir()
 
