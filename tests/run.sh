@@ -10,6 +10,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     lxc busybox-static libvirt-daemon libvirt-daemon-driver-lxc libvirt-daemon-driver-qemu \
     libvirt-clients libvirt-dev pkg-config gcc python3-venv python3-dev iproute2 git \
+    iptables dnsmasq-base util-linux \
     >/dev/null
 
 echo "== libvirtd"
