@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.drivers.base import LiveObject, Ref
+from reconciler.drivers.base import LiveObject, Ref, Stamp
 from reconciler.engine import compute_plan
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.plan import Plan, Settings
@@ -59,16 +59,20 @@ class LiveCache:
         self.background_started = 0.0
 
     def refresh(self) -> Observed:
+        """Observe now (the loop's thread). The old map is let go first: at 10,000 objects
+        two of them at once are the agent's peak memory."""
         self.wait_background()
         with self._observing:
             with self._lock:
                 self._generation += 1
                 started_at = self._generation
+                self.observed = None
             started = time.monotonic()
             observed = self.hosts.observe()
             return self._merge(observed, started_at, started)
 
     def _merge(self, observed: Observed, started_at: int, started: float) -> Observed:
+        _share_specs(observed)
         with self._lock:
             self.observed = observed
             self.stale = {r for r in self.stale if self._touched.get(r, 0) > started_at}
@@ -132,6 +136,16 @@ class LiveCache:
             for ref in refs:
                 self.stale.add(ref)
                 self._touched[ref] = self._generation
+
+
+def _share_specs(observed: Observed) -> None:
+    """An object in sync carries the same spec twice (live config and the last-applied spec
+    in its stamp), parsed into two equal dicts: keep one. Halves the cache at 10,000 objects."""
+    for ref, (driver, obj) in observed.items():
+        stamp = obj.stamp
+        if stamp is not None and stamp.spec is not obj.spec and stamp.spec == obj.spec:
+            observed[ref] = (driver, replace(obj, stamp=Stamp(stamp.owner, stamp.source,
+                                                             obj.spec)))
 
 
 def _hosts_with(hosts: Hosts, snapshot: Observed) -> SnapshotHosts:
