@@ -63,8 +63,11 @@ def load_file(path: Path, display: str | None = None) -> Loaded:
             if size > MAX_SPEC_BYTES:
                 raise SpecError(f"file is {size} bytes; specs are limited to {MAX_SPEC_BYTES} "
                                 "(refused before parsing)", Location(name, 1, 1))
-            data = handle.read(MAX_SPEC_BYTES + 1)
-        if len(data) > MAX_SPEC_BYTES:  # it grew while we looked
+            # read(n) allocates n bytes up front: ask for what fstat said, not the limit
+            data = handle.read(size + 1)
+            if len(data) > size:  # it grew while we looked: read on, up to the limit
+                data += handle.read(MAX_SPEC_BYTES + 1 - len(data))
+        if len(data) > MAX_SPEC_BYTES:
             raise SpecError(f"file is over {MAX_SPEC_BYTES} bytes; specs are limited to "
                             f"{MAX_SPEC_BYTES} (refused before parsing)", Location(name, 1, 1))
     except SpecError as exc:
