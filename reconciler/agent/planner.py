@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,8 +45,9 @@ class LiveCache:
     arriving meanwhile is not held up; objects a pass touched after it started stay stale.
     """
 
-    def __init__(self, hosts: Hosts) -> None:
+    def __init__(self, hosts: Hosts, after_refresh: Callable[[], None] | None = None) -> None:
         self.hosts = hosts
+        self.after_refresh = after_refresh
         self.observed: Observed | None = None
         self.stale: set[Ref] = set()
         self.refreshes = 0
@@ -79,7 +81,9 @@ class LiveCache:
             self._touched = {r: g for r, g in self._touched.items() if r in self.stale}
             self.refreshes += 1
             self.last_duration = time.monotonic() - started
-            return observed
+        if self.after_refresh is not None:
+            self.after_refresh()
+        return observed
 
     def refresh_in_background(self) -> bool:
         """Start observing in a thread (unless one runs); True when one was started."""

@@ -90,6 +90,9 @@ def test_healthz_and_metrics_follow_the_passes(dirs, start_agent, tmp_path):
     write_atomic(specs / "a.yaml", "kind: Domain\nname: a\nmemory: [oops\n")
     wait_for(lambda: _metric(_get(port, "/metrics")[1], "reconciler_held_files") == 1,
              what="held file counted")
+    assert (sim_record(state, "a") or {}).get("running")  # held, never removed
+    wait_for(lambda: json.loads((state / "agent-status.json").read_text())["objects"]
+             .get("domain/a", {}).get("state") == "held", what="a held in the status")
     wait_for(lambda: steps_done(state, "domain/b:start"), timeout=15, what="b retried")
     assert _get(port, "/nope")[0] == 404
     assert agent.stop() == 0

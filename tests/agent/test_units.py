@@ -3,6 +3,7 @@ the spec cache, partial planning, sd_notify, the lock, settings."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -297,8 +298,6 @@ def test_settings_from_config_and_flags():
 
 
 def test_streamed_plan_record_is_the_journals_own_line(tmp_path):
-    import json
-
     from reconciler.agent.records import write_plan
 
     specs, state = tmp_path / "specs", tmp_path / "state"
@@ -318,3 +317,53 @@ def test_streamed_plan_record_is_the_journals_own_line(tmp_path):
     a.pop("ts"), b.pop("ts")
     assert a == b and list(a) == list(b)
     assert plain.split(',"event"', 1)[1] == streamed.split(',"event"', 1)[1]
+
+
+def test_driver_events_trigger_an_immediate_recheck(tmp_path, monkeypatch):
+    """A driver with events() (libvirt lifecycle events): the object it names is observed
+    again and planned at once, without waiting for the resync."""
+    import queue
+    import threading
+    import time
+
+    from reconciler.agent import Agent, AgentSettings, WatchSettings
+    from reconciler.drivers.sim import SimDriver
+
+    events: queue.Queue[Ref] = queue.Queue()
+
+    def fake_events(self, stop):
+        while not stop.is_set():
+            try:
+                yield events.get(timeout=0.05)
+            except queue.Empty:
+                continue
+
+    monkeypatch.setattr(SimDriver, "events", fake_events, raising=False)
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    write_atomic(specs / "a.yaml", spec_text("a"))
+    config = Config(state_dir=str(state), driver="sim", driver_chosen=True)
+    agent = Agent(config, AgentSettings(watch=WatchSettings(resync=0), listen=None),
+                  [str(specs)])
+    agent._setup()
+    loop = threading.Thread(target=agent._loop)
+    agent._loop_thread = loop
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while agent.last_pass is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        SimDriver(state).tamper(Ref("Domain", "a"), running=False)
+        events.put(Ref("Domain", "a"))
+        while time.monotonic() < deadline:
+            if agent.last_pass and agent.last_pass["trigger"] == "events" and \
+                    agent.last_pass["steps"]["succeeded"] == 1:
+                break
+            time.sleep(0.05)
+        assert agent.last_pass["trigger"] == "events", agent.last_pass
+        assert agent.last_pass["scope"] == "partial"
+        record = json.loads((state / "sim" / "objects" / "Domain" / "a.json").read_text())
+        assert record["running"]
+    finally:
+        agent.request_stop("test over")
+        loop.join(10)
+        agent._teardown()
