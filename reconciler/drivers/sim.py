@@ -29,9 +29,9 @@ from reconciler.drivers.base import (
     LiveObject,
     Ref,
     Stamp,
-    root_of,
     Step,
     UpdateClass,
+    root_of,
 )
 from reconciler.errors import PermanentError, TransientError
 
