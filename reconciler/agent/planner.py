@@ -41,8 +41,10 @@ class LiveCache:
     """The host's observed state between passes.
 
     Objects a pass changed are marked stale; planning a stale object observes again first.
-    `refresh_in_background()` (the loop calls it when idle) observes in a thread so a change
-    arriving meanwhile is not held up; objects a pass touched after it started stay stale.
+    `refresh_in_background()` (the loop calls it when idle) observes in a thread, so the loop
+    stays responsive; objects a pass touched after it started stay stale. Either way the old
+    map is let go before observing: at 10,000 objects two maps at once are the agent's peak
+    memory (+30 MB), so a plan arriving mid-refresh waits for the new map instead.
     """
 
     def __init__(self, hosts: Hosts, after_refresh: Callable[[], None] | None = None) -> None:
@@ -93,6 +95,7 @@ class LiveCache:
         with self._lock:
             self._generation += 1
             started_at = self._generation
+            self.observed = None  # one map at a time; a plan meanwhile waits for the new one
 
         def run() -> None:
             started = time.monotonic()
