@@ -320,11 +320,12 @@ class Agent:
     # ------------------------------------------------------------ the loop (loop thread)
     def _loop(self) -> None:
         try:
-            self._startup()
+            self._schedule_resync()
+            self._run_pass(Work(startup=True))
             while not self.stop_event.is_set():
                 work, wait = self._collect()
                 if work is not None:
-                    self._pass(work)
+                    self._run_pass(work)
                     continue
                 idle_at = self._idle_at()
                 if idle_at is not None:
@@ -351,11 +352,19 @@ class Agent:
             self._cond.wait(timeout=min(wait, 60.0) if wait is not None else 60.0)
         self._heartbeat = self.clock()
 
-    def _startup(self) -> None:
-        assert self.store is not None
-        work = Work(startup=True)
-        self._schedule_resync()
-        self._pass(work)
+    def _run_pass(self, work: Work) -> None:
+        """One pass; an unexpected error fails that pass, not the agent: it is logged with
+        its traceback, the host cache is dropped and a full resync follows in 30 s."""
+        try:
+            self._pass(work)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.log.exception("pass.crashed", trigger=work.trigger, error=error)
+            if self.live is not None:
+                self.live.invalidate(None)
+            self._next_resync = min(self._next_resync, self.clock() + 30.0)
+            self._finish_pass(None, None, work.trigger, "full", self.clock(), time.time(),
+                              result="failed", error=f"the pass failed: {error}")
 
     def _schedule_resync(self) -> None:
         w = self.settings.watch

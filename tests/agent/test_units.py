@@ -319,14 +319,50 @@ def test_streamed_plan_record_is_the_journals_own_line(tmp_path):
     assert plain.split(',"event"', 1)[1] == streamed.split(',"event"', 1)[1]
 
 
+class InProcessAgent:
+    """The agent's loop in a thread of the test process (no signals, no subprocess)."""
+
+    def __init__(self, tmp_path: Path, **settings: float) -> None:
+        import threading
+
+        from reconciler.agent import Agent, AgentSettings, WatchSettings
+
+        self.specs, self.state = tmp_path / "specs", tmp_path / "state"
+        self.specs.mkdir(exist_ok=True)
+        config = Config(state_dir=str(self.state), driver="sim", driver_chosen=True)
+        self.agent = Agent(config, AgentSettings(watch=WatchSettings(**{"resync": 0,
+                                                                        **settings}),
+                                                 listen=None), [str(self.specs)])
+        self.thread = threading.Thread(target=self.agent._loop)
+        self.agent._loop_thread = self.thread
+
+    def __enter__(self) -> InProcessAgent:
+        self.agent._setup()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.agent.request_stop("test over")
+        self.thread.join(10)
+        self.agent._teardown()
+
+    def wait(self, check, timeout: float = 10.0):
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check(self.agent)
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; last pass: {self.agent.last_pass}")
+
+
 def test_driver_events_trigger_an_immediate_recheck(tmp_path, monkeypatch):
     """A driver with events() (libvirt lifecycle events): the object it names is observed
     again and planned at once, without waiting for the resync."""
     import queue
-    import threading
-    import time
 
-    from reconciler.agent import Agent, AgentSettings, WatchSettings
     from reconciler.drivers.sim import SimDriver
 
     events: queue.Queue[Ref] = queue.Queue()
@@ -339,31 +375,39 @@ def test_driver_events_trigger_an_immediate_recheck(tmp_path, monkeypatch):
                 continue
 
     monkeypatch.setattr(SimDriver, "events", fake_events, raising=False)
-    specs, state = tmp_path / "specs", tmp_path / "state"
-    write_atomic(specs / "a.yaml", spec_text("a"))
-    config = Config(state_dir=str(state), driver="sim", driver_chosen=True)
-    agent = Agent(config, AgentSettings(watch=WatchSettings(resync=0), listen=None),
-                  [str(specs)])
-    agent._setup()
-    loop = threading.Thread(target=agent._loop)
-    agent._loop_thread = loop
-    loop.start()
-    try:
-        deadline = time.monotonic() + 10
-        while agent.last_pass is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        SimDriver(state).tamper(Ref("Domain", "a"), running=False)
+    write_atomic(tmp_path / "specs" / "a.yaml", spec_text("a"))
+    with InProcessAgent(tmp_path) as run:
+        run.wait(lambda a: a.last_pass)
+        SimDriver(run.state).tamper(Ref("Domain", "a"), running=False)
         events.put(Ref("Domain", "a"))
-        while time.monotonic() < deadline:
-            if agent.last_pass and agent.last_pass["trigger"] == "events" and \
-                    agent.last_pass["steps"]["succeeded"] == 1:
-                break
-            time.sleep(0.05)
-        assert agent.last_pass["trigger"] == "events", agent.last_pass
-        assert agent.last_pass["scope"] == "partial"
-        record = json.loads((state / "sim" / "objects" / "Domain" / "a.json").read_text())
+        last = run.wait(lambda a: a.last_pass if a.last_pass["trigger"] == "events" else None)
+        assert last["scope"] == "partial" and last["steps"]["succeeded"] == 1
+        record = json.loads((run.state / "sim" / "objects" / "Domain" / "a.json").read_text())
         assert record["running"]
-    finally:
-        agent.request_stop("test over")
-        loop.join(10)
-        agent._teardown()
+
+
+def test_a_pass_that_crashes_fails_alone_and_a_resync_follows(tmp_path, monkeypatch):
+    from reconciler.agent import loop as loop_module
+
+    real = loop_module.plan_some
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "plan_some", broken)
+    write_atomic(tmp_path / "specs" / "a.yaml", spec_text("a"))
+    with InProcessAgent(tmp_path) as run:
+        run.wait(lambda a: a.last_pass)
+        write_atomic(run.specs / "b.yaml", spec_text("b"))
+        failed = run.wait(lambda a: a.last_pass if a.last_pass["trigger"] == "files" else None)
+        assert failed["result"] == "failed" and "KeyError" in failed["notes"][-1]
+        assert run.thread.is_alive()
+        assert run.agent._next_resync - run.agent.clock() <= 30.0
+        write_atomic(run.specs / "c.yaml", spec_text("c"))
+        ok = run.wait(lambda a: a.last_pass if a.last_pass["result"] == "succeeded" and
+                      a.last_pass["trigger"] == "files" else None)
+        assert ok["steps"]["succeeded"] == 3
