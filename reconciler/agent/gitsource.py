@@ -161,7 +161,9 @@ class GitSource:
 
 
 class GitPoller(threading.Thread):
-    """Fetches every `interval` seconds (with 10 % jitter) until `stop` is set."""
+    """Fetches at once, then every `interval` seconds (with 10 % jitter) until `stop` is set.
+    The first fetch (a clone, maybe slow) runs here, not in the agent's start-up: systemd gets
+    READY at once and SIGTERM is answered meanwhile."""
 
     def __init__(self, source: GitSource, stop: threading.Event,
                  on_commit: Callable[[str], None] | None = None) -> None:
@@ -170,10 +172,12 @@ class GitPoller(threading.Thread):
         self.last_error: str | None = None
 
     def run(self) -> None:
+        first = True
         while True:
             interval = self.source.settings.interval * (0.9 + 0.2 * random.random())  # noqa: S311
-            if self.stop_event.wait(interval):
+            if not first and self.stop_event.wait(interval):
                 return
+            first = False
             try:
                 commit = self.source.sync()
                 self.last_error = None

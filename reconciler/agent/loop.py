@@ -40,7 +40,7 @@ from reconciler.errors import ConfigError, DriverError, ReconcilerError
 from reconciler.log import get_logger
 
 from .backoff import Backoff, RateLimit
-from .gitsource import GitError, GitPoller, GitSource
+from .gitsource import GitPoller, GitSource
 from .http import HttpServer
 from .lock import AgentLock
 from .metrics import OBJECT_STATES, Metrics
@@ -215,11 +215,6 @@ class Agent:
             lock.release()
 
     def _run_locked(self) -> int:
-        try:
-            self._setup()
-        except (ReconcilerError, OSError) as exc:
-            self._teardown()
-            return _error(str(exc))
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
                                                            signal.SIGHUP)}
 
@@ -232,6 +227,13 @@ class Agent:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        try:
+            self._setup()
+        except (ReconcilerError, OSError) as exc:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._teardown()
+            return _error(str(exc))
         try:
             self._loop_thread = threading.Thread(target=self._loop, name="reconcile")
             self._loop_thread.start()
@@ -256,18 +258,16 @@ class Agent:
         self.journal = Journal(self.config.state_dir)
         if self.settings.git is not None:
             self.git = GitSource(self.settings.git, self.config.state_dir)
+            self.git.base.mkdir(parents=True, exist_ok=True)
             self.paths = [self.git.root]
-            try:
-                self.git.sync()
-            except (GitError, OSError) as exc:
-                self.log.warning("git.failed", error=str(exc), url=self.settings.git.url)
             poller = GitPoller(self.git, self.stop_event, on_commit=lambda commit: (
                 self.tracker.request_rescan("git commit", True, self.clock())))
-            poller.start()
             self._threads.append(poller)
         self.store = SpecStore(self.paths)
         self.watcher = SpecWatcher(self.paths, self.tracker, self.clock)
         self.watcher.start()
+        for thread in self._threads:  # the git poller: after the watcher, so no swap is missed
+            thread.start()
         if self.settings.listen:
             self.http = HttpServer(self.settings.listen, self.health, self.metrics.render)
             self.http.start()
@@ -276,6 +276,8 @@ class Agent:
 
     def _teardown(self) -> None:
         self._events_stop.set()
+        if self.live is not None and self.live.background_running():
+            self.live.wait_background(timeout=10.0)
         if self.watcher is not None:
             self.watcher.stop()
         if self.http is not None:

@@ -115,10 +115,10 @@ class LiveCache:
     def background_running(self) -> bool:
         return self._background is not None and self._background.is_alive()
 
-    def wait_background(self) -> None:
+    def wait_background(self, timeout: float | None = None) -> None:
         thread = self._background
         if thread is not None and thread.is_alive():
-            thread.join()
+            thread.join(timeout)
 
     def _needs(self, refs: set[Ref] | None) -> bool:
         with self._lock:
