@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 from reconciler.engine.config import Config
@@ -57,8 +58,9 @@ def _load(args: argparse.Namespace) -> tuple[Config, Any]:
     config = config_from(args)
     settings = agent_settings(
         config.extra, settle=args.settle, resync=args.resync, listen=args.http,
-        git_url=args.git, git_branch=args.branch, git_interval=args.interval,
-        git_path=(args.path[0] if args.path else None) if args.git else None)
+        git_url=args.git, git_branch=args.branch, git_interval=args.interval)
+    if settings.git is not None and args.path:  # PATH: the directory inside the repository
+        settings = replace(settings, git=replace(settings.git, path=args.path[0]))
     return config, settings
 
 
