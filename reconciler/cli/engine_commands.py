@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.engine import compute_plan, render, stale_objects
 from reconciler.engine.apply import StepOutcome, apply_plan
 from reconciler.engine.config import Config, build_hosts, load_config
+from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import Plan, Settings
 from reconciler.errors import ConfigError, DriverError, PlanError
@@ -76,13 +77,22 @@ def _error(message: str) -> int:
     return EXIT_ERROR
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
+def _open(args: argparse.Namespace) -> tuple[Config, Hosts] | int:
+    """Config and drivers from the options, or the exit code of a clear error."""
     try:
         config = config_from(args)
         hosts = build_hosts(config)
     except (ConfigError, DriverError) as exc:
         return _error(str(exc))
     _sim_notice(config)
+    return config, hosts
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    config, hosts = opened
     try:
         result = compute_plan(args.path, hosts, Settings(config.max_removal_share),
                               context={"drivers": sorted(hosts.names())})
@@ -113,12 +123,10 @@ def _is_plan_file(paths: list[str]) -> bool:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    try:
-        config = config_from(args)
-        hosts = build_hosts(config)
-    except (ConfigError, DriverError) as exc:
-        return _error(str(exc))
-    _sim_notice(config)
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    config, hosts = opened
     try:
         return _apply(args, config, hosts)
     except (PlanError, DriverError) as exc:
@@ -127,7 +135,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         hosts.close()
 
 
-def _apply(args: argparse.Namespace, config: Config, hosts: Any) -> int:
+def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
     skip: set[str] = set()
     spec_errors = False
     if _is_plan_file(args.path):
@@ -195,12 +203,10 @@ def _load_plan(path: str) -> Plan:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    try:
-        config = config_from(args)
-        hosts = build_hosts(config)
-    except (ConfigError, DriverError) as exc:
-        return _error(str(exc))
-    _sim_notice(config)
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    _, hosts = opened
     try:
         live = hosts.observe()
     finally:
