@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.engine.journal import read as read_journal
+
 SPEC = """kind: Domain
 name: {name}
 type: lxc
@@ -60,16 +62,7 @@ def sim_record(state: Path, name: str, kind: str = "Domain") -> dict[str, Any] |
 
 
 def journal(state: Path) -> list[dict[str, Any]]:
-    path = state / "journal.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+    return read_journal(state)
 
 
 def plans(state: Path) -> list[dict[str, Any]]:

@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.drivers.base import Ref
+from reconciler.engine import compute_plan
+from reconciler.engine.apply import ApplyReport, apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
+from reconciler.engine.journal import Journal
+from reconciler.engine.plan import Plan, Settings
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,24 @@ def hosts_for(harness: Harness, state_dir: Path) -> Hosts:
 
 def ref(name: str) -> Ref:
     return Ref("Domain", name)
+
+
+def plan_pass(config: Config, specs: Path) -> Plan:
+    """Plan `specs` against the host once (removal breaker off: tests remove on purpose)."""
+    hosts = build_hosts(config)
+    try:
+        return compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
+    finally:
+        hosts.close()
+
+
+def apply_pass(config: Config, specs: Path) -> tuple[Plan, ApplyReport]:
+    """Plan and apply `specs` once, journaled in the config's state directory."""
+    hosts = build_hosts(config)
+    journal = Journal(config.state_dir)
+    try:
+        plan = compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
+        return plan, apply_plan(plan, hosts, journal, parallel=4)
+    finally:
+        journal.close()
+        hosts.close()

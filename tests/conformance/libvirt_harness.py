@@ -31,6 +31,18 @@ LXC_URI = "lxc:///"
 TEST_URI = "test:///default"
 # the guest's init: count the boot, stop cleanly on SIGTERM (libvirt's shutdown, signal mode)
 INIT = "echo boot >> /boots; trap 'exit 0' TERM; sleep 100000 & wait"
+def lxc_guest_spec(name: str, root: Path, init: str = INIT) -> dict[str, Any]:
+    """A libvirt LXC guest on a busybox root the test owns; `init` runs as its PID 1."""
+    make_busybox_root(root)
+    return {
+        "kind": "Domain", "name": name, "type": "lxc", "memory": "128MiB",
+        "init": {"cmd": "/bin/sh", "args": ["-c", init]},
+        "filesystems": [{"type": "template", "name": "busybox", "source": str(root),
+                         "target": "/"}],
+        "console": {"type": "pty"},
+    }
+
+
 BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.isfile(p)), None)
 
 
@@ -148,14 +160,7 @@ class LibvirtHarness:
     def spec(self, name: str, **overrides: Any) -> dict[str, Any]:
         root = self.root(name)
         if self.kind == "lxc":
-            make_busybox_root(root)
-            spec: dict[str, Any] = {
-                "kind": "Domain", "name": name, "type": "lxc", "memory": "128MiB",
-                "init": {"cmd": "/bin/sh", "args": ["-c", INIT]},
-                "filesystems": [{"type": "template", "name": "busybox", "source": str(root),
-                                 "target": "/"}],
-                "console": {"type": "pty"},
-            }
+            spec = lxc_guest_spec(name, root)
         else:
             root.mkdir(parents=True, exist_ok=True)
             spec = {

@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.engine import compute_plan
-from reconciler.engine.apply import ApplyReport, apply_plan
-from reconciler.engine.journal import Journal
-from reconciler.engine.plan import Plan, Settings
+from reconciler.engine.apply import ApplyReport
+from reconciler.engine.plan import Plan
 
-from .harness import Harness, hosts_for
+from .harness import Harness, apply_pass, plan_pass
 
 
 class World:
@@ -38,21 +36,10 @@ class World:
         (self.specs / f"{name}.yaml").unlink()
 
     def plan(self) -> Plan:
-        hosts = hosts_for(self.h, self.state)
-        try:
-            return compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
-        finally:
-            hosts.close()
+        return plan_pass(self.h.config(self.state), self.specs)
 
     def apply(self) -> tuple[Plan, ApplyReport]:
-        hosts = hosts_for(self.h, self.state)
-        journal = Journal(self.state)
-        try:
-            plan = compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
-            report = apply_plan(plan, hosts, journal, parallel=4)
-        finally:
-            journal.close()
-            hosts.close()
+        plan, report = apply_pass(self.h.config(self.state), self.specs)
         assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
         return plan, report
 

@@ -22,7 +22,7 @@ from libvirt_support import apply, changes, config, errors, plan
 
 from reconciler.drivers.base import Ref
 from reconciler.drivers.libvirt import LibvirtDriver
-from tests.conformance.libvirt_harness import BUSYBOX, init_pid, make_busybox_root
+from tests.conformance.libvirt_harness import BUSYBOX, init_pid, lxc_guest_spec, make_busybox_root
 
 URI = "lxc:///"
 # like the conformance guest, and it notes the SIGTERM of a graceful stop
@@ -31,14 +31,7 @@ INIT = ("echo boot >> /boots; trap 'echo term >> /boots; exit 0' TERM; "
 
 
 def _spec(name: str, root: Path, **more: Any) -> dict[str, Any]:
-    make_busybox_root(root)
-    spec: dict[str, Any] = {
-        "kind": "Domain", "name": name, "type": "lxc", "memory": "128MiB",
-        "init": {"cmd": "/bin/sh", "args": ["-c", INIT]},
-        "filesystems": [{"type": "template", "name": "busybox", "source": str(root),
-                         "target": "/"}],
-        "console": {"type": "pty"},
-    }
+    spec = lxc_guest_spec(name, root, INIT)
     spec.update(more)
     return spec
 

@@ -22,11 +22,10 @@ import pytest
 import yaml
 
 from reconciler.drivers.lxc import LxcDriver
-from reconciler.engine import compute_plan
-from reconciler.engine.apply import ApplyReport, apply_plan
-from reconciler.engine.config import Config, build_hosts
-from reconciler.engine.journal import Journal
-from reconciler.engine.plan import Plan, Settings
+from reconciler.engine.apply import ApplyReport
+from reconciler.engine.config import Config
+from reconciler.engine.plan import Plan
+from tests.conformance.harness import apply_pass, plan_pass
 
 BOOT_SCRIPT = """#!/bin/sh
 echo boot >> /boots
@@ -137,21 +136,10 @@ class HostWorld:
         return LxcDriver(state_dir=str(self.state), lxcpath=str(self.lxcpath), **self.options)
 
     def plan(self) -> Plan:
-        hosts = build_hosts(self.config())
-        try:
-            return compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
-        finally:
-            hosts.close()
+        return plan_pass(self.config(), self.specs)
 
     def apply(self, ok: bool = True) -> tuple[Plan, ApplyReport]:
-        hosts = build_hosts(self.config())
-        journal = Journal(self.state)
-        try:
-            plan = compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
-            report = apply_plan(plan, hosts, journal, parallel=4)
-        finally:
-            journal.close()
-            hosts.close()
+        plan, report = apply_pass(self.config(), self.specs)
         if ok:
             assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
         return plan, report
