@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine import compute_plan
-from reconciler.engine.apply import ApplyReport, apply_plan
-from reconciler.engine.config import Config, build_hosts
-from reconciler.engine.journal import Journal
-from reconciler.engine.plan import Plan, Settings
+from reconciler.engine.apply import ApplyReport
+from reconciler.engine.config import Config
+from reconciler.engine.plan import Plan
+from tests.conformance.harness import apply_pass, plan_pass
 
 
 def config(state: Path, uri: str, prefix: str, **options: Any) -> Config:
@@ -19,23 +18,11 @@ def config(state: Path, uri: str, prefix: str, **options: Any) -> Config:
 
 
 def plan(specs: Path, cfg: Config) -> Plan:
-    hosts = build_hosts(cfg)
-    try:
-        return compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
-    finally:
-        hosts.close()
+    return plan_pass(cfg, specs)
 
 
 def apply(specs: Path, cfg: Config) -> tuple[Plan, ApplyReport]:
-    hosts = build_hosts(cfg)
-    journal = Journal(cfg.state_dir)
-    try:
-        the_plan = compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
-        report = apply_plan(the_plan, hosts, journal, parallel=4)
-    finally:
-        journal.close()
-        hosts.close()
-    return the_plan, report
+    return apply_pass(cfg, specs)
 
 
 def changes(the_plan: Plan) -> dict[str, list[str]]:
