@@ -18,7 +18,8 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from functools import cached_property
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 UpdateClass = Literal["live", "restart", "recreate"]
 StepKind = Literal["provision", "define", "update", "start", "stop", "undefine", "purge"]
@@ -31,8 +32,10 @@ POLICY_FIELDS = frozenset({"state", "protect", "removal", "allow_replace", "depe
                            "profile", "title", "description"})
 
 
-@dataclass(frozen=True, order=True)
-class Ref:
+class Ref(NamedTuple):
+    """An object's identity. A tuple, so hashing and comparing it (done for every object in
+    every plan) runs in C."""
+
     kind: str
     name: str
 
@@ -86,6 +89,16 @@ class LiveObject:
         blob = json.dumps([self.state, self.spec, self.stamp.to_json() if self.stamp else None,
                            self.data], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    # Worked out once per object: a driver that finds an object unchanged hands back the same
+    # LiveObject, so a no-op pass flattens nothing again.
+    @cached_property
+    def flat(self) -> dict[str, Any]:
+        return flatten(self.spec)
+
+    @cached_property
+    def flat_last(self) -> dict[str, Any]:
+        return flatten(self.last_applied or {})
 
 
 @dataclass(frozen=True)

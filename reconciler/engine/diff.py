@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reconciler.drivers.base import POLICY_FIELDS, Driver, LiveObject, Ref, UpdateClass, flatten
+from reconciler.drivers.base import POLICY_FIELDS, Driver, LiveObject, Ref, UpdateClass
 
 Origin = Literal["spec", "drift"]
 # Identity is never a change, and run state is planned on its own.
@@ -28,23 +28,22 @@ class FieldChange:
                 "origin": self.origin}
 
 
-def diff_object(desired: dict[str, Any], live: LiveObject,
+def diff_object(want: dict[str, Any], live: LiveObject,
                 driver: Driver) -> tuple[FieldChange, ...]:
-    """The field changes that bring `live` to `desired` (both canonical dicts)."""
-    want = flatten(desired)
-    have = flatten(live.spec)
-    last = flatten(live.last_applied or {})
+    """The field changes that bring `live` to `want` (a canonical spec, `flatten`ed)."""
+    have = live.flat
+    last = live.flat_last
     changes = []
-    for field in sorted((want.keys() | last.keys()) - _NOT_FIELDS):
+    for field in (want.keys() | last.keys()) - _NOT_FIELDS:
         new = want.get(field)
         # policy lives only in our stamp; everything else is read from the host
         old = last.get(field) if field in POLICY_FIELDS else have.get(field)
-        if _same(new, old):
+        if new == old or _same(new, old):
             continue
         origin: Origin = "spec" if not _same(new, last.get(field)) else "drift"
         cls = driver.update_class(live.ref, live.type, field, old, new)
         changes.append(FieldChange(field, old, new, cls, origin))
-    return tuple(changes)
+    return tuple(sorted(changes, key=lambda c: c.field))
 
 
 def _same(a: Any, b: Any) -> bool:

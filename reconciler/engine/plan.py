@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
-from reconciler.drivers.base import LiveObject, Ref, Step, StepKind
+from reconciler.drivers.base import LiveObject, Ref, Step, StepKind, flatten
 from reconciler.engine.diff import FieldChange, diff_object, referenced_networks, worst
 from reconciler.engine.hosts import Hosts
 from reconciler.model import Domain, Network, canonical
@@ -32,6 +35,14 @@ class Desired:
     type: str
     spec: dict[str, Any]
     source: str | None
+
+    @cached_property
+    def flat(self) -> dict[str, Any]:
+        return flatten(self.spec)
+
+    @cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -106,19 +117,36 @@ class Plan:
                    notes=tuple(data.get("notes", ())), context=data.get("context", {}))
 
 
+# Desired form of each loaded model object, by identity, for as long as the object lives:
+# the agent plans the same loaded objects pass after pass, and dumping, hashing and flattening
+# every spec again was most of the engine's share of a no-op pass.
+_desired: dict[int, tuple[weakref.ref[Domain | Network], Desired]] = {}
+
+
 def desired_from(objects: list[Domain | Network], sources: dict[tuple[str, str], str]
                  ) -> list[Desired]:
     out = []
     for obj in objects:
+        source = sources.get((obj.kind, obj.name))
+        known = _desired.get(id(obj))
+        if known is not None and known[0]() is obj and known[1].source == source:
+            out.append(known[1])
+            continue
         spec = canonical(obj)
         spec.pop("kind", None)
         dtype = obj.type if isinstance(obj, Domain) else "network"
-        out.append(Desired(Ref(obj.kind, obj.name), dtype, spec, sources.get((obj.kind, obj.name))))
+        made = Desired(Ref(obj.kind, obj.name), dtype, spec, source)
+        _desired[id(obj)] = (weakref.ref(obj, _forget(id(obj))), made)
+        out.append(made)
     return out
 
 
+def _forget(key: int) -> Callable[[object], None]:
+    return lambda _: _desired.pop(key, None)
+
+
 def spec_hash(desired: list[Desired]) -> str:
-    blob = json.dumps(sorted([str(d.ref), d.spec] for d in desired), sort_keys=True)
+    blob = "\n".join(sorted(f"{d.ref.kind}/{d.ref.name} {d.digest}" for d in desired))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -175,7 +203,7 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
         plans[d.ref] = _plan_object(d, live, driver_name, hosts, b)
 
     removals: list[tuple[Ref, str, LiveObject]] = []
-    for ref, (driver_name, live) in sorted(live_all.items()):
+    for ref, (driver_name, live) in sorted(live_all.items(), key=lambda item: item[0]):
         if ref in wanted or not live.owned:
             continue
         fp = live.fingerprint()
@@ -248,9 +276,8 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
     if not live.owned:
         return _not_ours(d, live, driver_name)
 
-    fp = live.fingerprint()
     driver = hosts.drivers[driver_name]
-    changes = diff_object(d.spec, live, driver)
+    changes = diff_object(d.flat, live, driver)
     cls = worst(changes)
     running = live.state == "running"
     state_change = () if (want_state == "running") == running else (
@@ -259,6 +286,8 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
                     else "drift"),)
     fields = tuple(c.field for c in changes)
     why = _reason(changes + state_change)
+    # only a plan that acts on the object needs to know the state it acted on
+    fp = live.fingerprint() if changes or state_change else "absent"
     if cls == "recreate":
         recreate = [c.field for c in changes if c.update == "recreate"]
         if not d.spec.get("allow_replace"):
@@ -285,8 +314,8 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
             kinds.append("start")
         elif want_state == "stopped" and running:
             kinds.insert(0, "stop") if cls == "restart" else kinds.append("stop")
-    if not kinds:
-        return ObjectPlan(d.ref, d.type, "noop", driver_name, fingerprint=fp, source=d.source)
+    if not kinds:  # nothing to apply, so nothing for a saved plan to check: no fingerprint
+        return ObjectPlan(d.ref, d.type, "noop", driver_name, source=d.source)
     live_update = cls == "live" and running
     steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields, live=live_update)
     return ObjectPlan(d.ref, d.type, "update", driver_name,
