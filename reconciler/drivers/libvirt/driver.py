@@ -2,10 +2,10 @@
 test:///default, openvz:///system, remote `+ssh` URIs), through libvirt-python.
 
 observe: one list call per kind (plus the autostart/active filters, which libvirt answers in
-the same list API) and one inactive-XML read per object, read through the spec loader and
-projected onto the last-applied spec (`normalize`). What an object was read into is kept
-until its XML text (or run state, autostart) changes, so an agent's periodic resync re-reads
-the host but re-parses only what changed.
+the same list API) and one inactive-XML read per object (a few in flight at once), read
+through the spec loader and projected onto the last-applied spec (`normalize`). What an
+object was read into is kept until its XML text (or run state, autostart) changes, so an
+agent's periodic resync re-reads the host but re-parses only what changed.
 
 execute: define writes the spec with `xml_write` and continues the existing definition in
 place (`compose`: uuid, NIC MACs, ...), never undefine-then-define; live changes (current
@@ -20,6 +20,7 @@ import fnmatch
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,8 @@ _RECREATE = {"uuid", "type"}
 _SCHED = {"cpu.shares": ("cpu_shares", 1024), "cpu.period": ("vcpu_period", 100000),
           "cpu.quota": ("vcpu_quota", -1)}
 _UNLIMITED_KIB = 9007199254740991  # VIR_DOMAIN_MEMORY_PARAM_UNLIMITED
+# XML reads in flight at once: each is a round trip, and the daemon answers several at a time
+_READERS = 4
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class LibvirtDriver:
         self._cache: dict[tuple[Any, ...], tuple[_Seen, LiveObject]] = {}
         self._handles: dict[Ref, tuple[int, Any]] = {}
         self._net_flags = int(self.lv.VIR_NETWORK_XML_INACTIVE)
+        self._readers: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ helpers
     def _wanted(self, name: str) -> bool:
@@ -182,15 +186,14 @@ class LibvirtDriver:
                 self._collect(ref, xml, name in active_nets, name in auto_nets, None, seen,
                               cache, out)
         flag = lv.VIR_DOMAIN_XML_INACTIVE
-        for dom in domains:
+        if self.match is not None:
+            domains = [dom for dom in domains if self._wanted(dom.name())]
+        for dom, read in zip(domains, self._read_all(domains, flag), strict=True):
             name = dom.name()
-            if self.match is not None and not self._wanted(name):
-                continue
             ref = Ref("Domain", name)
             self._handles[ref] = (generation, dom)
-            try:  # the common case straight; errors (gone, daemon away) through `_on`
-                xml = dom.XMLDesc(flag)
-            except lv.libvirtError:
+            xml = read
+            if xml is None:  # a failed read (gone, daemon away) again, alone, through `_on`
                 xml = self._on(ref, "read", lambda d: d.XMLDesc(flag), missing=lambda: None)
                 if xml is None:
                     continue
@@ -199,6 +202,30 @@ class LibvirtDriver:
                           dom_id if dom_id != -1 else None, seen, cache, out)
         self._seen, self._known, self._cache = seen, set(seen), cache
         return out
+
+    def _read_all(self, domains: list[Any], flag: int) -> list[str | None]:
+        """Each domain's XML (None where the read failed), over a few threads: libvirt-python
+        lets go of the GIL while it waits for the daemon, so the round trips overlap."""
+        lv = self.lv
+
+        def read(part: list[Any]) -> list[str | None]:
+            out: list[str | None] = []
+            for dom in part:
+                try:
+                    out.append(dom.XMLDesc(flag))
+                except lv.libvirtError:
+                    out.append(None)
+            return out
+
+        if len(domains) < 2 * _READERS:
+            return read(domains)
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="libvirt-read")
+        found: list[str | None] = [None] * len(domains)
+        parts = [domains[i::_READERS] for i in range(_READERS)]
+        for i, xmls in enumerate(self._readers.map(read, parts)):
+            found[i::_READERS] = xmls
+        return found
 
     def _collect(self, ref: Ref, xml: str, running: bool, autostart: bool, dom_id: int | None,
                  seen: dict[Ref, _Seen], cache: dict[tuple[Any, ...], tuple[_Seen, LiveObject]],
@@ -611,6 +638,9 @@ class LibvirtDriver:
         self._forget(ref)
 
     def close(self) -> None:
+        if self._readers is not None:
+            self._readers.shutdown()
+            self._readers = None
         self.conn.close()
         self._handles.clear()
 
