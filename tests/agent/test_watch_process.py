@@ -219,8 +219,13 @@ def test_drift_is_reverted_by_the_periodic_resync(dirs, start_agent):
     wait_for(lambda: (sim_record(state, "a") or {}).get("running") and
              sim_record(state, "a")["config"]["memory"] == memory, timeout=10,
              what="drift reverted")
-    resyncs = [p for p in agent.passes() if p["trigger"] == "resync" and p["steps"]]
-    assert resyncs and resyncs[-1]["result"] == "succeeded"
+
+    def resyncs() -> list[dict]:
+        return [p for p in agent.passes() if p["trigger"] == "resync" and p["steps"]]
+
+    # the pass is recorded once its apply has finished, a moment after the guest changed
+    wait_for(resyncs, timeout=10, what="resync pass recorded")
+    assert resyncs()[-1]["result"] == "succeeded"
     assert agent.stop() == 0
 
 
