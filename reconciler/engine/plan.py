@@ -142,7 +142,9 @@ def desired_from(objects: list[Domain | Network], sources: dict[tuple[str, str],
 
 
 def _forget(key: int) -> Callable[[object], None]:
-    return lambda _: _desired.pop(key, None)
+    def forget(_: object) -> None:
+        _desired.pop(key, None)
+    return forget
 
 
 def spec_hash(desired: list[Desired]) -> str:
