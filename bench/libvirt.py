@@ -4,7 +4,8 @@
                             [--no-ansible] [--ansible-n M] [--ansible-venv DIR]
                                                     (default: 200 domains, 5 repeats; root)
 
-- apply of N defines vs a bare `defineXML` loop of the same XML: the driver alone (observe,
+- apply of N defines vs a bare `defineXML` loop of the same documents (our XML with its
+  ownership stamp, made before the clock starts): the driver alone (observe,
   then `execute(define)` per domain, serial) and the whole engine (`apply`: load, observe,
   plan, provision + define steps, journal, parallel 4)
 - a no-op reconcile over the N vs the floor: one `listAllDomains` + every inactive XML in a
@@ -41,8 +42,8 @@ from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
 
-from reconciler.drivers.base import Ref, Step  # noqa: E402
-from reconciler.drivers.libvirt import LibvirtDriver  # noqa: E402
+from reconciler.drivers.base import OWNER, Ref, Stamp, Step  # noqa: E402
+from reconciler.drivers.libvirt import LibvirtDriver, compose  # noqa: E402
 from reconciler.engine import compute_plan  # noqa: E402
 from reconciler.engine.apply import apply_plan  # noqa: E402
 from reconciler.engine.config import Config, build_hosts  # noqa: E402
@@ -113,9 +114,15 @@ class Bench:
 
     # ------------------------------------------------------------------ defines
     def floor_define(self) -> float:
-        """Bare defineXML of the XML our writer makes (what a script would hand libvirt)."""
-        xmls = [to_xml(Domain.model_validate(self.spec(self.name("f", i))))
-                for i in range(self.n)]
+        """Bare defineXML of the very documents the driver defines (our writer's XML with the
+        ownership stamp in <metadata>), made before the clock starts."""
+        xmls = []
+        for i in range(self.n):
+            spec = canonical(Domain.model_validate(self.spec(self.name("f", i))))
+            spec.pop("kind", None)
+            xmls.append(compose.domain_xml(
+                spec, Stamp(OWNER, str(self.specs / f"{spec['name']}.xml"), spec), existing=None,
+                translate_templates=True, template_source=lambda fs: fs["source"]))
         t0 = time.perf_counter()
         for xml in xmls:
             self.conn.defineXML(xml)
