@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from reconciler.errors import PermanentError
 
@@ -26,9 +26,9 @@ _QUOTES = ("'", '"')
 MAX_CONFIG_BYTES = 1 << 20  # a config larger than 1 MiB is not something a person wrote
 
 
-@dataclass(frozen=True)
-class Line:
-    """One line of the file. `key` is None for comments, blank and non-`lxc.` lines."""
+class Line(NamedTuple):
+    """One line of the file. `key` is None for comments, blank and non-`lxc.` lines. (A tuple:
+    a config is made of dozens, read on every observe.)"""
 
     text: str
     key: str | None = None
@@ -73,10 +73,32 @@ def format_line(key: str, value: str) -> Line:
 
 
 class LxcConfig:
-    """An ordered list of lines with key lookups. Mutating methods edit in place."""
+    """An ordered list of lines with key lookups. Mutating methods edit in place; `lines`
+    may be replaced as a whole, not changed in place (lookups go through an index of it)."""
 
     def __init__(self, lines: Iterable[Line] = ()) -> None:
-        self.lines: list[Line] = list(lines)
+        self._lines: list[Line] = list(lines)
+        self._index: dict[str, list[str]] | None = None
+
+    @property
+    def lines(self) -> list[Line]:
+        return self._lines
+
+    @lines.setter
+    def lines(self, lines: list[Line]) -> None:
+        self._lines = lines
+        self._index = None
+
+    def _values(self, key: str) -> list[str]:
+        """Every value of `key` in file order. Reading a container maps some 35 keys, and a
+        scan of the lines per key was most of an observe."""
+        if self._index is None:
+            index: dict[str, list[str]] = {}
+            for line in self._lines:
+                if line.key is not None and line.value is not None:
+                    index.setdefault(line.key, []).append(line.value)
+            self._index = index
+        return self._index.get(key, [])
 
     @classmethod
     def parse(cls, text: str) -> LxcConfig:
@@ -99,28 +121,24 @@ class LxcConfig:
 
     def get(self, key: str) -> str | None:
         """A single-valued key: the last occurrence wins, as in LXC."""
-        found = None
-        for k, v in self.items():
-            if k == key:
-                found = v
-        return found
+        values = self._values(key)
+        return values[-1] if values else None
 
     def get_all(self, key: str) -> list[str]:
         """A list key: every value in order; an empty value clears what came before."""
         out: list[str] = []
-        for k, v in self.items():
-            if k == key:
-                if v == "":
-                    out.clear()
-                else:
-                    out.append(v)
+        for v in self._values(key):
+            if v == "":
+                out.clear()
+            else:
+                out.append(v)
         return out
 
     def key_names(self) -> list[str]:
         return [k for k, _ in self.items()]
 
     def has(self, key: str) -> bool:
-        return any(k == key for k, _ in self.items())
+        return bool(self._values(key))
 
     # ------------------------------------------------------------------ writing
     def remove_where(self, match: Callable[[str], bool]) -> int | None:
@@ -139,7 +157,7 @@ class LxcConfig:
     def insert(self, index: int | None, pairs: Iterable[tuple[str, str]]) -> None:
         new = [format_line(k, v) for k, v in pairs]
         at = len(self.lines) if index is None else index
-        self.lines[at:at] = new
+        self.lines = [*self.lines[:at], *new, *self.lines[at:]]
 
     def set(self, key: str, value: str | None) -> None:
         """One value for `key`, at the place of its first occurrence (or appended); None
