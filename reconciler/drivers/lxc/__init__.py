@@ -1,6 +1,6 @@
 """`lxc`: LXC 4/5 containers through the lxc-* tools and `<lxcpath>/<NAME>/config`.
 
-    observe   one `lxc-ls --active -1`, then each `<lxcpath>/*/config` and our sidecar
+    observe   one `lxc-ls --active -1`, while reading each `<lxcpath>/*/config` and our sidecar
               `<lxcpath>/<NAME>/reconciler.json` (ownership stamp + last-applied spec, plus
               what the template wrote at provision time)
     provision lxc-create -t TEMPLATE (the root filesystem `{type: template, name: ...}`,
@@ -29,6 +29,8 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,20 +117,23 @@ class LxcDriver:
     def observe(self) -> list[LiveObject]:
         if not os.path.isdir(self.lxcpath):
             return []
-        active = self.tools.active()
-        out = []
-        for entry in sorted(os.scandir(self.lxcpath), key=lambda e: e.name):
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                check_name(entry.name)
-            except PermanentError:
-                continue
-            text = self._read_text(Path(entry.path) / "config")
-            if text is None:
-                continue
-            out.append(self._live(entry.name, text, entry.name in active))
-        return out
+        # lxc-ls runs while the configs are read: it is a process to wait for, they are Python
+        with ThreadPoolExecutor(1, thread_name_prefix="lxc-ls") as pool:
+            listing = pool.submit(self.tools.active)
+            found = []
+            for entry in sorted(os.scandir(self.lxcpath), key=lambda e: e.name):
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                try:
+                    check_name(entry.name)
+                except PermanentError:
+                    continue
+                text = self._read_text(Path(entry.path) / "config")
+                if text is not None:
+                    found.append(self._live(entry.name, text, False))
+            active = listing.result()
+        return [replace(obj, state="running") if obj.ref.name in active else obj
+                for obj in found]
 
     def _live(self, name: str, text: str, active: bool) -> LiveObject:
         sidecar = self._read_sidecar(name)
