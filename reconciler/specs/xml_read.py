@@ -73,34 +73,39 @@ def bad(el: etree._Element, message: str) -> SpecError:
 
 
 def _only(el: etree._Element, attrs: tuple[str, ...] = (), children: tuple[str, ...] = (),
-          text: bool = False) -> None:
+          text: bool = False) -> list[etree._Element]:
+    """`el`'s children, when it has no attribute but `attrs`, no child but `children` and
+    (unless `text`) no text; else Untyped. Callers walk the list rather than `el` again: each
+    walk of an lxml element builds a Python object per child."""
     for name in el.keys():  # noqa: SIM118 - an lxml element: keys() is one C call, no proxy
         if name not in attrs:
             raise Untyped
-    if len(el):
-        for child in el:
-            if child.tag not in children:
-                raise Untyped
+    kids = list(el) if len(el) else []
+    for child in kids:
+        if child.tag not in children:
+            raise Untyped
     if not text:
         content = el.text
         if content and not content.isspace():
             raise Untyped
+    return kids
 
 
 def _scaled(el: etree._Element, default_unit: str = "kib", attr: str = "unit",
             value: str | None = None) -> str:
     """A libvirt scaled integer as an exact byte count the model parses ('123B')."""
     unit = el.get(attr, default_unit)
-    number = (el.text if value is None else value) or ""
-    where = f"<{el.tag}>" if value is None else f"<{el.tag} usage=...>"
-    if unit.lower() not in KIB:
-        raise bad(el, f"{where}: unknown {attr} {unit!r}; valid: {UNIT_NAMES}")
-    if not number.strip().isdigit():
+    number = ((el.text if value is None else value) or "").strip()
+    factor = KIB.get(unit.lower())
+    if factor is None or not number.isdigit():
+        where = f"<{el.tag}>" if value is None else f"<{el.tag} usage=...>"
+        if factor is None:
+            raise bad(el, f"{where}: unknown {attr} {unit!r}; valid: {UNIT_NAMES}")
         example = ("<memory unit='MiB'>512</memory>" if value is None else
                    "<source usage='64' units='MiB'/>")
-        raise bad(el, f"{where}: {number.strip()!r} is not a size; write a whole number "
+        raise bad(el, f"{where}: {number!r} is not a size; write a whole number "
                   f"(with a unit), e.g. {example}")
-    return f"{int(number.strip()) * KIB[unit.lower()]}B"
+    return f"{int(number) * factor}B"
 
 
 def _bool(value: str | None) -> bool | None:
@@ -113,11 +118,14 @@ def _ip(el: etree._Element) -> dict[str, Any] | str:
     family = el.get("family")
     if family and family != ("ipv6" if ":" in address else "ipv4"):
         raise Untyped
-    if el.get("peer") is not None:
-        return {"address": address, "prefix": el.get("prefix"), "peer": el.get("peer")}
-    if el.get("prefix") is not None and not el.get("prefix", "").isdigit():
-        return {"address": address, "prefix": el.get("prefix")}  # the model names the problem
-    return address + (f"/{el.get('prefix')}" if el.get("prefix") is not None else "")
+    prefix, peer = el.get("prefix"), el.get("peer")
+    if peer is not None:
+        return {"address": address, "prefix": prefix, "peer": peer}
+    if prefix is None:
+        return address
+    if not prefix.isdigit():
+        return {"address": address, "prefix": prefix}  # the model names the problem
+    return f"{address}/{prefix}"
 
 
 def _routes(els: list[etree._Element], allow_gateway: bool) -> tuple[str | None, list[Any]]:
@@ -125,108 +133,119 @@ def _routes(els: list[etree._Element], allow_gateway: bool) -> tuple[str | None,
     routes: list[Any] = []
     for el in els:
         _only(el, ("family", "address", "prefix", "gateway", "metric"))
-        if el.get("gateway") is None or el.get("address") is None:
+        address, via = el.get("address"), el.get("gateway")
+        if via is None or address is None:
             raise Untyped
-        default = el.get("address") in ANY_ADDRESS and el.get("prefix") in (None, "0")
-        if allow_gateway and default and gateway is None and el.get("metric") is None \
-                and el.get("family") in (None, "ipv6" if ":" in el.get("address", "") else "ipv4"):
-            gateway = el.get("gateway")
+        prefix, metric, family = el.get("prefix"), el.get("metric"), el.get("family")
+        if allow_gateway and gateway is None and address in ANY_ADDRESS and \
+                prefix in (None, "0") and metric is None and \
+                family in (None, "ipv6" if ":" in address else "ipv4"):
+            gateway = via
             continue
-        route: dict[str, Any] = {"address": el.get("address"), "gateway": el.get("gateway")}
-        for key in ("prefix", "metric", "family"):
-            if el.get(key) is not None:
-                route[key] = el.get(key)
+        route: dict[str, Any] = {"address": address, "gateway": via}
+        for key, value in (("prefix", prefix), ("metric", metric), ("family", family)):
+            if value is not None:
+                route[key] = value
         routes.append(route)
     return gateway, routes
 
 
 # --------------------------------------------------------------------------- domain pieces
 
+_FS_CHILDREN = ("source", "target", "readonly", "driver", "space_hard_limit",
+                "space_soft_limit")
+_FS_SOURCE = {"mount": ("dir",), "bind": ("dir",), "block": ("dev",), "file": ("file",),
+              "template": ("name",), "ram": ("usage", "units"), "volume": ("pool", "volume")}
+
+
 def _filesystem(el: etree._Element) -> dict[str, Any]:
-    _only(el, ("type", "accessmode"), ("source", "target", "readonly", "driver",
-                                      "space_hard_limit", "space_soft_limit"))
+    children = _only(el, ("type", "accessmode"), _FS_CHILDREN)
     fstype = el.get("type", "mount")
     fs: dict[str, Any] = {"type": fstype}
-    if el.get("accessmode"):
-        fs["accessmode"] = el.get("accessmode")
-    source_attrs = {"mount": ("dir",), "bind": ("dir",), "block": ("dev",), "file": ("file",),
-                    "template": ("name",), "ram": ("usage", "units"),
-                    "volume": ("pool", "volume")}.get(fstype)
+    accessmode = el.get("accessmode")
+    if accessmode:
+        fs["accessmode"] = accessmode
+    source_attrs = _FS_SOURCE.get(fstype)
     if source_attrs is None:
         raise Untyped
-    tags = [child.tag for child in el]
+    tags = [child.tag for child in children]
     if len(set(tags)) != len(tags):
         raise Untyped  # a repeated child: not a shape the model has
     if ("space_hard_limit" in tags) != ("space_soft_limit" in tags):
         raise Untyped  # the quota is a soft:hard pair; one alone stays as written
-    for child in el:
-        if child.tag == "source":
+    for child, tag in zip(children, tags, strict=True):
+        if tag == "source":
             _only(child, source_attrs)
             if fstype == "ram":
                 fs["size"] = _scaled(child, "KiB", "units", child.get("usage", ""))
             elif fstype == "template":
                 fs["name"] = child.get("name")
             elif fstype == "volume":
-                if child.get("pool") is None or child.get("volume") is None:
+                pool, volume = child.get("pool"), child.get("volume")
+                if pool is None or volume is None:
                     raise Untyped
-                fs["source"] = f"{child.get('pool')}/{child.get('volume')}"
+                fs["source"] = f"{pool}/{volume}"
             else:
                 fs["source"] = child.get(source_attrs[0])
-        elif child.tag == "target":
+        elif tag == "target":
             _only(child, ("dir",))
             fs["target"] = child.get("dir")
-        elif child.tag == "readonly":
+        elif tag == "readonly":
             _only(child)
             fs["readonly"] = True
-        elif child.tag == "driver":
+        elif tag == "driver":
             _only(child, ("type", "format"))
-            if child.get("type") is None:
+            driver, form = child.get("type"), child.get("format")
+            if driver is None:
                 raise Untyped
-            fs["driver"] = child.get("type")
-            if child.get("format") is not None:
-                fs["format"] = child.get("format")
-        elif child.tag in ("space_hard_limit", "space_soft_limit"):
+            fs["driver"] = driver
+            if form is not None:
+                fs["format"] = form
+        else:  # space_hard_limit, space_soft_limit
             _only(child, ("unit",), text=True)
-            fs[child.tag] = _scaled(child, "bytes")
+            fs[tag] = _scaled(child, "bytes")
     if "space_hard_limit" in fs and fs.get("target") != "/":
         raise Untyped  # the model's quota belongs to the root filesystem only
     return fs
 
 
-def _no_repeats(el: etree._Element, repeatable: tuple[str, ...] = ()) -> None:
-    tags = [c.tag for c in el if c.tag not in repeatable]
+def _no_repeats(children: list[etree._Element], repeatable: tuple[str, ...] = ()) -> None:
+    tags = [c.tag for c in children if c.tag not in repeatable]
     if len(set(tags)) != len(tags):
         raise Untyped
 
 
+_IF_CHILDREN = ("mac", "source", "target", "guest", "ip", "route", "link", "mtu", "model")
+_IF_KIND = {"bridge": "bridge", "network": "network", "ethernet": "routed", "direct": "direct"}
+_IF_SOURCE = {"bridge": ("bridge",), "network": ("network",), "direct": ("dev", "mode")}
+
+
 def _interface(el: etree._Element) -> dict[str, Any]:
-    _only(el, ("type",), ("mac", "source", "target", "guest", "ip", "route", "link", "mtu",
-                          "model"))
-    _no_repeats(el, ("ip", "route"))
-    xtype = el.get("type")
-    kind = {"bridge": "bridge", "network": "network", "ethernet": "routed",
-            "direct": "direct"}.get(xtype or "")
+    children = _only(el, ("type",), _IF_CHILDREN)
+    _no_repeats(children, ("ip", "route"))
+    kind = _IF_KIND.get(el.get("type") or "")
     if kind is None:
         raise Untyped
     nic: dict[str, Any] = {"type": kind}
     ips: list[Any] = []
     route_els: list[etree._Element] = []
-    for child in el:
+    for child in children:
         tag = child.tag
         if tag == "mac":
             _only(child, ("address",))
             nic["mac"] = child.get("address")
         elif tag == "source":
             if kind == "routed":
-                _only(child, (), ("ip", "route"))
-                nic["host_ip"] = [_ip(c) for c in child if c.tag == "ip"]
-                _gw, nic["host_routes"] = _routes([c for c in child if c.tag == "route"], False)
+                inner = _only(child, (), ("ip", "route"))
+                nic["host_ip"] = [_ip(c) for c in inner if c.tag == "ip"]
+                _gw, nic["host_routes"] = _routes([c for c in inner if c.tag == "route"], False)
             else:
-                attr = {"bridge": "bridge", "network": "network", "direct": "dev"}[kind]
-                _only(child, (attr, "mode") if kind == "direct" else (attr,))
-                nic["source"] = child.get(attr)
-                if child.get("mode"):
-                    nic["mode"] = child.get("mode")
+                attrs = _IF_SOURCE[kind]
+                _only(child, attrs)
+                nic["source"] = child.get(attrs[0])
+                mode = child.get("mode")
+                if mode:
+                    nic["mode"] = mode
         elif tag == "target":
             _only(child, ("dev",))
             nic["host_dev"] = child.get("dev")
@@ -252,32 +271,32 @@ def _interface(el: etree._Element) -> dict[str, Any]:
 
 
 def _hostdev_net(el: etree._Element) -> dict[str, Any]:
-    _only(el, ("mode", "type"), ("source", "ip", "route"))
+    children = _only(el, ("mode", "type"), ("source", "ip", "route"))
     if el.get("mode") != "capabilities" or el.get("type") != "net":
         raise Untyped
-    _no_repeats(el, ("ip", "route"))
+    _no_repeats(children, ("ip", "route"))
     nic: dict[str, Any] = {"type": "hostdev"}
-    source = el.find("source")
+    source = next((c for c in children if c.tag == "source"), None)
     if source is None:
         raise Untyped
-    _only(source, (), ("interface",))
-    iface = source.find("interface")
+    inner = _only(source, (), ("interface",))
+    iface = inner[0] if inner else None
     if iface is None or len(iface) or iface.attrib:
         raise Untyped
     nic["source"] = (iface.text or "").strip()
-    nic["ip"] = [_ip(c) for c in el if c.tag == "ip"]
-    nic["gateway"], nic["routes"] = _routes([c for c in el if c.tag == "route"], True)
+    nic["ip"] = [_ip(c) for c in children if c.tag == "ip"]
+    nic["gateway"], nic["routes"] = _routes([c for c in children if c.tag == "route"], True)
     return nic
 
 
 def _console(els: list[etree._Element], dtype: str) -> dict[str, Any]:
     """Only the plain form (`pty`, target type of the driver, ports 0..N-1) is typed."""
     for port, el in enumerate(els):
-        _only(el, ("type",), ("target",))
+        targets = _only(el, ("type",), ("target",))
         if el.get("type") != "pty":
             raise Untyped
-        target = el.find("target")
-        if target is not None:
+        if targets:
+            target = targets[0]
             _only(target, ("type", "port"))
             if target.get("type") not in (None, dtype) or \
                     target.get("port") not in (None, str(port)):
@@ -288,11 +307,12 @@ def _console(els: list[etree._Element], dtype: str) -> dict[str, Any]:
 def _os(el: etree._Element, dom: dict[str, Any]) -> None:
     if el.attrib or (el.text and el.text.strip()):
         raise Untyped
-    _no_repeats(el, ("initarg", "initenv", "boot"))
+    children = list(el)
+    _no_repeats(children, ("initarg", "initenv", "boot"))
     init: dict[str, Any] = {}
     rest: list[str] = []
     os_part: dict[str, Any] = {}
-    for child in el:
+    for child in children:
         tag = child.tag
         if not isinstance(tag, str):
             continue
@@ -332,27 +352,26 @@ def _os(el: etree._Element, dom: dict[str, Any]) -> None:
 
 
 def _idmap(el: etree._Element) -> list[dict[str, Any]]:
-    _only(el, (), ("uid", "gid"))
     out = []
-    for child in el:
+    for child in _only(el, (), ("uid", "gid")):
         _only(child, ("start", "target", "count"))
         out.append({"kind": child.tag, **{k: child.get(k) for k in ("start", "target", "count")}})
     return out
 
 
 def _memtune(el: etree._Element) -> dict[str, Any]:
-    _only(el, (), ("hard_limit", "soft_limit", "swap_hard_limit", "min_guarantee"))
-    _no_repeats(el)
-    for child in el:
+    children = _only(el, (), ("hard_limit", "soft_limit", "swap_hard_limit", "min_guarantee"))
+    _no_repeats(children)
+    for child in children:
         _only(child, ("unit",), text=True)
-    return {child.tag: _scaled(child) for child in el}
+    return {child.tag: _scaled(child) for child in children}
 
 
 def _cputune(el: etree._Element) -> dict[str, Any]:
-    _only(el, (), ("shares", "period", "quota"))
-    _no_repeats(el)
+    children = _only(el, (), ("shares", "period", "quota"))
+    _no_repeats(children)
     out = {}
-    for child in el:
+    for child in children:
         _only(child, text=True)
         out[child.tag] = (child.text or "").strip()
     return out
@@ -371,9 +390,9 @@ def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
     ext: dict[str, Any] = {}
     seen: set[str] = set()
     for child in root:
-        if not isinstance(child.tag, str):
-            continue
         tag = child.tag
+        if not isinstance(tag, str):
+            continue
         if lines is not None:
             for field in _FIELD_OF.get(tag, ("xml",)):
                 lines.setdefault((field,), line_of(child))
@@ -397,8 +416,9 @@ def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
                 if child.get("placement") not in (None, "static"):
                     raise Untyped
                 cpu["count"] = (child.text or "").strip()
-                if child.get("cpuset"):
-                    cpu["cpuset"] = child.get("cpuset")
+                cpuset = child.get("cpuset")
+                if cpuset:
+                    cpu["cpuset"] = cpuset
             elif tag == "cputune":
                 cpu.update(_cputune(child))
             elif tag == "os":
@@ -440,32 +460,33 @@ def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str],
     consoles: list[etree._Element] = []
     untyped: set[str] = set()
     for child in el:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
         try:
-            if child.tag in untyped:
+            if tag in untyped:
                 raise Untyped
-            if child.tag == "filesystem":
+            if tag == "filesystem":
                 filesystems.append(_filesystem(child))
                 if lines is not None:
                     lines[("filesystems", len(filesystems) - 1)] = line_of(child)
-            elif child.tag == "interface":
+            elif tag == "interface":
                 interfaces.append(_interface(child))
                 if lines is not None:
                     lines[("interfaces", len(interfaces) - 1)] = line_of(child)
-            elif child.tag == "hostdev":
+            elif tag == "hostdev":
                 interfaces.append(_hostdev_net(child))
                 if lines is not None:
                     lines[("interfaces", len(interfaces) - 1)] = line_of(child)
-            elif child.tag == "console":
+            elif tag == "console":
                 if lines is not None:
                     lines.setdefault(("console",), line_of(child))
                 consoles.append(child)
             else:
                 raise Untyped
         except Untyped:
-            if child.tag in _ORDERED_DEVICES:
-                untyped.add(child.tag)
+            if tag in _ORDERED_DEVICES:
+                untyped.add(tag)
             extra.append(canonical_xml(child))
     if consoles:
         try:
@@ -529,16 +550,26 @@ def _metadata(el: etree._Element, lines: Lines | None, allowed: tuple[str, ...],
 
 _ITEM = f"{{{NS}}}item"
 _ENTRY = f"{{{NS}}}entry"
+_PREFIX = f"{{{NS}}}"
 
 
 def _local(tag: str) -> str:
     return tag[tag.index("}") + 1:] if tag[:1] == "{" else tag
 
 
+def _is_list(children: list[etree._Element]) -> bool:
+    for child in children:
+        tag = child.tag
+        if tag != _ITEM and _local(tag) != "item":
+            return False
+    return True
+
+
 def decode(el: etree._Element, lines: Lines | None = None, path: tuple[Any, ...] = ()) -> Any:
     """Our generic XML form of JSON data: `<item>` children make a list, others a dict
-    (`<entry key='...'>` for keys that are not XML names); `lines` gets each path's line."""
-    children = [c for c in el if isinstance(c.tag, str)]
+    (`<entry key='...'>` for keys that are not XML names); `lines` gets each path's line.
+    Called once per element of the extension, so it keeps to one pass over the children."""
+    children = [c for c in el if isinstance(c.tag, str)] if len(el) else None
     if not children:
         if el.keys():
             if el.get("list") == "yes":
@@ -546,7 +577,7 @@ def decode(el: etree._Element, lines: Lines | None = None, path: tuple[Any, ...]
             if el.get("map") == "yes":
                 return {}
         return el.text or ""
-    if all(c.tag == _ITEM or _local(c.tag) == "item" for c in children):
+    if _is_list(children):
         if lines is None:
             return [decode(c) for c in children]
         out_list = []
@@ -557,7 +588,10 @@ def decode(el: etree._Element, lines: Lines | None = None, path: tuple[Any, ...]
     out: dict[str, Any] = {}
     for child in children:
         tag = child.tag
-        key = child.get("key", "") if tag == _ENTRY else _local(tag)
+        if tag == _ENTRY:
+            key = child.get("key", "")
+        else:  # our namespace's prefix ends at the first '}': slicing it off is `_local`
+            key = tag[len(_PREFIX):] if tag.startswith(_PREFIX) else _local(tag)
         if key in out:
             raise bad(child, f"<rc:{_local(tag)}> appears twice in <rc:spec>; give each field "
                       "once")
