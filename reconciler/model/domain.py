@@ -212,29 +212,31 @@ class Filesystem(Frozen):
 
     @model_validator(mode="after")
     def _source_fits_type(self) -> Filesystem:
-        if self.type == "template" and not self.name:
+        fstype, source = self.type, self.source
+        if fstype == "template" and not self.name:
             raise FieldError("type", "a template filesystem needs 'name' (the template to "
                              "build from)")
-        if self.type in ("mount", "block", "file", "bind", "volume") and not self.source:
-            raise FieldError("type", f"a {self.type} filesystem needs 'source'")
-        if self.type == "ram" and self.size is None:
+        if fstype in ("mount", "block", "file", "bind", "volume") and not source:
+            raise FieldError("type", f"a {fstype} filesystem needs 'source'")
+        if fstype == "ram" and self.size is None:
             raise FieldError("type", "a ram filesystem needs 'size', e.g. 64MiB")
         # only fields given in the input can be out of place (a set operation, cheap)
-        for name in sorted(self.model_fields_set & _FS_NOT[self.type]):
+        misplaced = self.model_fields_set & _FS_NOT[fstype]
+        for name in sorted(misplaced) if misplaced else ():
             if getattr(self, name) not in (None, ()):
                 types = next(t for f, t in _FS_ONLY if name in f)
                 raise FieldError(name, f"'{name}' applies to {' and '.join(types)} filesystems "
-                                 f"only, not {self.type}")
+                                 f"only, not {fstype}")
         if self.format is not None and self.driver is None:
             raise FieldError("format", "'format' needs 'driver' (e.g. driver: loop, format: raw)")
-        if self.type == "volume" and self.source:
-            pool, sep, volume = self.source.partition("/")
+        if fstype == "volume" and source:
+            pool, sep, volume = source.partition("/")
             if not (pool and sep and volume) or "/" in volume:
                 raise FieldError("source", f"a volume source is 'pool/volume', not "
-                                 f"{self.source!r}")
-        elif self.source:
+                                 f"{source!r}")
+        elif source:
             try:
-                check_abs_path(self.source)
+                check_abs_path(source)
             except ValueError as exc:
                 raise FieldError("source", str(exc)) from None
         return self
@@ -286,14 +288,16 @@ class Interface(Frozen):
 
     @model_validator(mode="after")
     def _source_needed(self) -> Interface:
-        if self.type in ("bridge", "network", "direct", "hostdev") and not self.source:
-            raise FieldError("type", f"a {self.type} interface needs 'source'")
-        for name in sorted(self.model_fields_set & _IF_NOT[self.type]):
+        iftype, source = self.type, self.source
+        if iftype in ("bridge", "network", "direct", "hostdev") and not source:
+            raise FieldError("type", f"a {iftype} interface needs 'source'")
+        misplaced = self.model_fields_set & _IF_NOT[iftype]
+        for name in sorted(misplaced) if misplaced else ():
             if getattr(self, name) not in (None, ()):
-                raise FieldError(name, f"a {self.type} interface cannot have '{name}'")
-        if self.type in ("bridge", "direct", "hostdev") and self.source:
+                raise FieldError(name, f"a {iftype} interface cannot have '{name}'")
+        if iftype in ("bridge", "direct", "hostdev") and source:
             try:
-                check_device(self.source)
+                check_device(source)
             except ValueError as exc:
                 raise FieldError("source", str(exc)) from None
         return self
@@ -370,6 +374,8 @@ class Domain(Frozen):
     def _hostdevs_last(cls, value: tuple[Interface, ...]) -> tuple[Interface, ...]:
         """Moved host NICs come after the others, as libvirt writes `<hostdev>` after
         `<interface>`; their order relative to other NICs means nothing."""
+        if "hostdev" not in [nic.type for nic in value]:
+            return value
         return tuple(sorted(value, key=lambda nic: nic.type == "hostdev"))
 
     @field_validator("limits")
@@ -387,7 +393,7 @@ class Domain(Frozen):
     @model_validator(mode="after")
     def _coherent(self) -> Domain:
         targets = [fs.target for fs in self.filesystems]
-        for index, target in enumerate(targets):
+        for index, target in enumerate(targets) if len(set(targets)) < len(targets) else ():
             if target in targets[:index]:
                 raise FieldError(("filesystems", index, "target"), f"two filesystems mount at "
                                  f"{target}; give each target once")

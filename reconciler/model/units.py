@@ -21,23 +21,23 @@ MAX_BYTES = 1 << 60  # 1 EiB: anything larger is a typo, not a machine
 
 def parse_size(value: object, native: int = 1024) -> int:
     """Bytes from an int (in `native` units) or a string with an optional unit suffix."""
-    if isinstance(value, bool):
-        raise ValueError("a size must be a number or a string like '512MiB', not true/false")
-    if isinstance(value, int):
-        result = value * native
-    elif isinstance(value, float) and value.is_integer():
-        result = int(value) * native
-    elif isinstance(value, str):
-        if value.strip().startswith("-"):
-            raise ValueError(f"size {value!r} is negative; write e.g. 512MiB")
+    if isinstance(value, str):  # the common case first: every spec size is text
         match = _SIZE.match(value)
-        if not match:
+        if not match:  # (a leading '-' never matches)
+            if value.strip().startswith("-"):
+                raise ValueError(f"size {value!r} is negative; write e.g. 512MiB")
             raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
         number, unit = match.groups()
         factor = _UNITS.get(unit.lower()) if unit else native
         if factor is None:
             raise ValueError(f"unknown unit {unit!r} in {value!r}; use B, KiB, MiB, GiB, TiB")
         result = int(float(number) * factor)
+    elif isinstance(value, bool):
+        raise ValueError("a size must be a number or a string like '512MiB', not true/false")
+    elif isinstance(value, int):
+        result = value * native
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value) * native
     else:
         raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
     if result < 0:
