@@ -18,7 +18,7 @@ from typing import Any
 
 from reconciler.errors import Location, SpecError
 from reconciler.model import Domain, Network, Profile, Spec, apply_profile
-from reconciler.specs.files import Loaded, is_spec_name, load_file, locate_field
+from reconciler.specs.files import Loaded, is_spec_name, load_file, load_many, locate_field
 
 BUILTIN_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -125,9 +125,8 @@ def load_paths(paths: Iterable[str | Path], cache: dict[str, Loaded] | None = No
             if not root_path.exists():
                 missing.append(root)
                 continue
-            for path in spec_files(root_path):
-                name = str(path)
-                result.files[name] = load_file(path, name)
+            for loaded in load_many(spec_files(root_path)):
+                result.files[loaded.path] = loaded
         result.missing_roots = tuple(missing)
         for loaded in result.files.values():
             result.errors.extend(loaded.errors)
