@@ -10,6 +10,7 @@ import fnmatch
 import gc
 import os
 import socket
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -164,22 +165,23 @@ def check_set(result: SpecSet) -> None:
                       ("name",))
                 continue
             seen[key] = entry
-    good = {k: e for k, e in seen.items() if e.file not in result.failed_files}
+    failed = result.failed_files
+    good = {k: e for k, e in seen.items() if e.file not in failed}
     profiles = {p.name for p in builtin_profiles()} | {
         e.spec.name for e in good.values() if isinstance(e.spec, Profile)}
     networks = {e.spec.name for e in good.values() if isinstance(e.spec, Network)}
     domains = {e.spec.name: e for e in good.values() if isinstance(e.spec, Domain)}
-    unique: dict[str, dict[object, tuple[Entry, tuple[Any, ...]]]] = {}
+    unique: defaultdict[str, dict[object, tuple[Entry, tuple[Any, ...]]]] = defaultdict(dict)
 
     def claim(what: str, value: object, entry: Entry, path: tuple[Any, ...]) -> None:
-        owner, owner_path = unique.setdefault(what, {}).setdefault(value, (entry, path))
+        owner, owner_path = unique[what].setdefault(value, (entry, path))
         if owner is not entry and owner.spec.name != entry.spec.name:
             _fail(result, entry, f"{what} {value} is already used by {owner.spec.kind} "
                   f"{owner.spec.name!r} ({_at(owner, owner_path)}); each must be unique", path)
 
     for entry in sorted(good.values(), key=lambda e: (e.file, e.line)):
         spec = entry.spec
-        if isinstance(spec, Network | Domain) and spec.uuid:
+        if isinstance(spec, (Network, Domain)) and spec.uuid:
             claim("UUID", spec.uuid.lower().replace("-", ""), entry, ("uuid",))
         if isinstance(spec, Network) and spec.mac:
             claim("MAC", spec.mac, entry, ("mac",))
@@ -204,7 +206,8 @@ def check_set(result: SpecSet) -> None:
                 _fail(result, entry, f"depends_on names {dep!r}, which is not a domain here "
                       f"(known: {', '.join(sorted(domains)) or 'none'})", ("depends_on", d))
     _check_cycles(result, domains)
-    result.objects = {k: e for k, e in seen.items() if e.file not in result.failed_files}
+    failed = result.failed_files
+    result.objects = {k: e for k, e in seen.items() if e.file not in failed}
 
 
 def _check_cycles(result: SpecSet, domains: dict[str, Entry]) -> None:
