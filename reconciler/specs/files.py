@@ -64,7 +64,7 @@ def load_file(path: Path, display: str | None = None) -> Loaded:
     return data if isinstance(data, Loaded) else load_bytes(data, name)
 
 
-def load_many(paths: Iterable[Path]) -> Iterator[Loaded]:
+def load_many(paths: Iterable[str | Path]) -> Iterator[Loaded]:
     """`load_file` of each path, in order, a batch of files at a time: all of a batch is
     read, then parsed, then validated. Each step's code and data so stay in the CPU caches
     (file reads and lxml, pydantic-core and the interpreter evict each other otherwise): a
@@ -80,7 +80,7 @@ BATCH_FILES = 64
 BATCH_BYTES = 1 << 20  # what a batch may hold in file contents
 
 
-def _batches(paths: Iterable[Path]) -> Iterator[list[tuple[str, bytes | Loaded]]]:
+def _batches(paths: Iterable[str | Path]) -> Iterator[list[tuple[str, bytes | Loaded]]]:
     batch: list[tuple[str, bytes | Loaded]] = []
     held = 0
     for path in paths:
@@ -95,7 +95,7 @@ def _batches(paths: Iterable[Path]) -> Iterator[list[tuple[str, bytes | Loaded]]
         yield batch
 
 
-def read_spec(path: Path, name: str) -> bytes | Loaded:
+def read_spec(path: str | Path, name: str) -> bytes | Loaded:
     """The file's bytes, or a Loaded that says why they cannot be had."""
     try:
         fd = os.open(path, os.O_RDONLY)  # not open(): no buffer object, no isatty() call

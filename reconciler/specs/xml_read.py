@@ -524,8 +524,9 @@ def _metadata(el: etree._Element, lines: Lines | None, allowed: tuple[str, ...],
               parts: dict[str, tuple[str, ...]]) -> tuple[dict[str, Any], str | None]:
     """Our extension dict, and the rest of `<metadata>` (other tools' entries) as XML."""
     ours: dict[str, Any] | None = None
+    spec: etree._Element | None = None
     keep = False
-    for child in list(el):
+    for child in el:
         if child.tag == Q_EXT and ours is None:
             value = decode(child, lines)
             if value == "":
@@ -541,11 +542,14 @@ def _metadata(el: etree._Element, lines: Lines | None, allowed: tuple[str, ...],
                 line = next((where[path[:cut]] for cut in range(len(path), 0, -1)
                              if path[:cut] in where), line_of(child))
                 raise SpecError(message, Location("", line, 1))
-            ours = value
-            el.remove(child)
+            ours, spec = value, child
         elif isinstance(child.tag, str):
             keep = True
-    return ours or {}, canonical_xml(el) if keep else None
+    if not keep:
+        return ours or {}, None
+    if spec is not None:
+        el.remove(spec)  # only now, and only when the rest is kept: a removal costs a walk
+    return ours or {}, canonical_xml(el)
 
 
 _ITEM = f"{{{NS}}}item"
