@@ -8,6 +8,7 @@ guest, a KVM disk included, loads and writes back without loss. What libvirt nev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lxml import etree
@@ -73,14 +74,14 @@ def bad(el: etree._Element, message: str) -> SpecError:
 
 
 def _only(el: etree._Element, attrs: tuple[str, ...] = (), children: tuple[str, ...] = (),
-          text: bool = False) -> list[etree._Element]:
+          text: bool = False) -> Sequence[etree._Element]:
     """`el`'s children, when it has no attribute but `attrs`, no child but `children` and
     (unless `text`) no text; else Untyped. Callers walk the list rather than `el` again: each
     walk of an lxml element builds a Python object per child."""
     for name in el.keys():  # noqa: SIM118 - an lxml element: keys() is one C call, no proxy
         if name not in attrs:
             raise Untyped
-    kids = list(el) if len(el) else []
+    kids = list(el) if len(el) else ()
     for child in kids:
         if child.tag not in children:
             raise Untyped
@@ -209,7 +210,7 @@ def _filesystem(el: etree._Element) -> dict[str, Any]:
     return fs
 
 
-def _no_repeats(children: list[etree._Element], repeatable: tuple[str, ...] = ()) -> None:
+def _no_repeats(children: Sequence[etree._Element], repeatable: tuple[str, ...] = ()) -> None:
     tags = [c.tag for c in children if c.tag not in repeatable]
     if len(set(tags)) != len(tags):
         raise Untyped
@@ -218,6 +219,11 @@ def _no_repeats(children: list[etree._Element], repeatable: tuple[str, ...] = ()
 _IF_CHILDREN = ("mac", "source", "target", "guest", "ip", "route", "link", "mtu", "model")
 _IF_KIND = {"bridge": "bridge", "network": "network", "ethernet": "routed", "direct": "direct"}
 _IF_SOURCE = {"bridge": ("bridge",), "network": ("network",), "direct": ("dev", "mode")}
+# children that are one attribute and nothing else: tag -> (that attribute, field)
+_IF_LEAVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "mac": (("address",), "mac"), "target": (("dev",), "host_dev"),
+    "guest": (("dev",), "guest_dev"), "link": (("state",), "link"), "mtu": (("size",), "mtu"),
+    "model": (("type",), "model")}
 
 
 def _interface(el: etree._Element) -> dict[str, Any]:
@@ -231,9 +237,11 @@ def _interface(el: etree._Element) -> dict[str, Any]:
     route_els: list[etree._Element] = []
     for child in children:
         tag = child.tag
-        if tag == "mac":
-            _only(child, ("address",))
-            nic["mac"] = child.get("address")
+        leaf = _IF_LEAVES.get(tag)
+        if leaf is not None:
+            attrs, key = leaf
+            _only(child, attrs)
+            nic[key] = child.get(attrs[0])
         elif tag == "source":
             if kind == "routed":
                 inner = _only(child, (), ("ip", "route"))
@@ -246,25 +254,10 @@ def _interface(el: etree._Element) -> dict[str, Any]:
                 mode = child.get("mode")
                 if mode:
                     nic["mode"] = mode
-        elif tag == "target":
-            _only(child, ("dev",))
-            nic["host_dev"] = child.get("dev")
-        elif tag == "guest":
-            _only(child, ("dev",))
-            nic["guest_dev"] = child.get("dev")
         elif tag == "ip":
             ips.append(_ip(child))
-        elif tag == "route":
+        else:  # route
             route_els.append(child)
-        elif tag == "link":
-            _only(child, ("state",))
-            nic["link"] = child.get("state")
-        elif tag == "mtu":
-            _only(child, ("size",))
-            nic["mtu"] = child.get("size")
-        elif tag == "model":
-            _only(child, ("type",))
-            nic["model"] = child.get("type")
     nic["ip"] = ips
     nic["gateway"], nic["routes"] = _routes(route_els, True)
     return nic
