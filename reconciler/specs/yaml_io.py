@@ -27,8 +27,11 @@ class _CountingLoader(yaml.SafeLoader):
 
 
 MAX_DEPTH = 64  # nesting of collections; a spec needs about 6
-# a line indented by this many spaces/indicators is the only way block nesting gets deep
-_DEEP_LINE = re.compile(rb"^[ \t?:-]{%d,}" % MAX_DEPTH, re.MULTILINE)
+# a line indented by this many spaces/indicators is the only way block nesting gets deep;
+# found as the file's start or a newline followed by them (not `^` with MULTILINE, which
+# tries every byte: a leading literal lets `re` skip ahead to each newline)
+_DEEP_START = re.compile(rb"[ \t?:-]{%d}" % MAX_DEPTH)
+_DEEP_LINE = re.compile(rb"\n[ \t?:-]{%d}" % MAX_DEPTH)
 
 
 def load_documents(data: bytes, file: str) -> list[Any]:
@@ -57,7 +60,8 @@ def _check_depth(data: bytes, file: str) -> None:
 
     Depth is at most the flow brackets plus the deepest block indentation, both found at C
     speed; only when that bound is high are the parser's events (iterative) counted."""
-    if data.count(b"[") + data.count(b"{") < MAX_DEPTH and not _DEEP_LINE.search(data):
+    if data.count(b"[") + data.count(b"{") < MAX_DEPTH and not _DEEP_START.match(data) and \
+            not _DEEP_LINE.search(data):
         return
     depth = 0
     try:
@@ -137,7 +141,9 @@ def document_lines(data: bytes, count: int) -> list[int]:
     """The first line of each of the `count` documents, found by a text scan (the composer
     is pure Python and would cost more than the load). Falls back to composing when the scan
     does not find exactly `count` documents."""
-    cuts = [0, *(m.end() for m in _DOC_SEPARATOR.finditer(data)), len(data)]
+    # (the MULTILINE scan tries every byte; most files have no separator at all)
+    separators = _DOC_SEPARATOR.finditer(data) if b"---" in data else ()
+    cuts = [0, *(m.end() for m in separators), len(data)]
     lines = []
     for start, end in itertools.pairwise(cuts):
         found = _CONTENT_LINE.search(data, start, end)
