@@ -12,7 +12,7 @@ from specs_support import DESIRED, REPO, SCHEMAS, run_cli
 
 from reconciler.model import Domain, Network
 from reconciler.specs.convert import to_xml_text, to_yaml
-from reconciler.specs.files import load_bytes, load_file
+from reconciler.specs.files import Loaded, load_bytes, load_file
 from reconciler.specs.loader import load_paths
 
 FILES = sorted(p for p in DESIRED.iterdir() if p.suffix in (".xml", ".yaml", ".yml"))
@@ -147,3 +147,25 @@ def test_load_bench_runs(tmp_path: Path) -> None:
     rows = [line.split() for line in done.stdout.splitlines() if line.strip().startswith("30 ")]
     assert [row[1] for row in rows] == ["yaml", "xml"]
     assert all(float(row[-1]) > 0 for row in rows)
+
+
+def test_a_directory_loads_as_its_files_do_alone(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_paths reads, parses and validates a batch of files at a time: whatever the batch
+    boundaries, each file gives what load_file gives it alone, broken files included."""
+    monkeypatch.setattr("reconciler.specs.files.BATCH_FILES", 4)
+    for n in range(3):
+        for path in FILES:
+            (tmp_path / f"{n}-{path.name}").write_bytes(path.read_bytes())
+    (tmp_path / "empty.yaml").write_bytes(b"")
+    (tmp_path / "binary.xml").write_bytes(b"<domain>\x00</domain>")
+    (tmp_path / "broken.xml").write_bytes(b"<domain type='lxc'><name>x</name>")
+
+    def shown(loaded: Loaded) -> tuple[object, ...]:
+        return (loaded.path, loaded.digest, [(repr(o), line) for o, line in loaded.objects],
+                [str(e) for e in loaded.errors])
+
+    result = load_paths([tmp_path])
+    alone = [load_file(Path(name), name) for name in result.files]
+    assert [shown(loaded) for loaded in result.files.values()] == [shown(a) for a in alone]
+    assert len(alone) == 3 * len(FILES) + 3 and sum(not a.ok for a in alone) == 3
