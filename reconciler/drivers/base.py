@@ -6,6 +6,8 @@ nothing of plans.
                            recreate (old/new let a driver tell a mount change from a new root)
     execute(step)          -> one step: provision, define, update, start, stop, undefine, purge
     events()               -> optional: host changes as they happen (names of objects to recheck)
+    provisions(spec)       -> optional: False when a new object of this spec has nothing to be
+                           built before its define (no provision step is planned); default True
 
 Specs cross this boundary as canonical dicts (`reconciler.model.canonical`), the same form the
 driver stores as the last-applied spec, so comparing desired, last-applied and live is comparing
@@ -154,6 +156,12 @@ class Driver(Protocol):
 
 class EventSource(Protocol):
     def events(self, stop: Any) -> Iterator[Ref]: ...
+
+
+def provisions(driver: Driver, spec: dict[str, Any]) -> bool:
+    """Whether creating `spec` through `driver` needs a provision step (see the contract)."""
+    ask = getattr(driver, "provisions", None)
+    return True if ask is None else bool(ask(spec))
 
 
 def flatten(spec: dict[str, Any]) -> dict[str, Any]:

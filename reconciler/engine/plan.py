@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from reconciler.drivers.base import LiveObject, Ref, Step, StepKind, flatten
+from reconciler.drivers.base import LiveObject, Ref, Step, StepKind, flatten, provisions
 from reconciler.engine.diff import FieldChange, diff_object, referenced_networks, worst
 from reconciler.engine.hosts import Hosts
 from reconciler.model import Domain, Network, canonical
@@ -270,8 +270,9 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
         steps = b.chain(d.ref, d.type, driver_name, kinds, d, "state: absent")
         return ObjectPlan(d.ref, d.type, "remove", driver_name, steps=steps,
                           fingerprint=live.fingerprint(), source=d.source)
+    build = is_domain and provisions(hosts.drivers[driver_name], d.spec)
     if live is None:
-        kinds = _seq("provision" if is_domain else None, "define",
+        kinds = _seq("provision" if build else None, "define",
                      "start" if want_state == "running" else None)
         steps = b.chain(d.ref, d.type, driver_name, kinds, d, "new in spec")
         return ObjectPlan(d.ref, d.type, "create", driver_name, steps=steps, source=d.source)
@@ -299,7 +300,7 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
                                   "guest and its data would be lost; set allow_replace: true to "
                                   "allow it",))
         kinds = _seq("stop" if running else None, "purge" if is_domain else "undefine",
-                     "provision" if is_domain else None, "define",
+                     "provision" if build else None, "define",
                      "start" if want_state == "running" else None)
         steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields)
         return ObjectPlan(d.ref, d.type, "replace", driver_name, update="recreate",

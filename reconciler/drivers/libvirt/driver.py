@@ -203,6 +203,12 @@ class LibvirtDriver:
         self._seen, self._known, self._cache = seen, set(seen), cache
         return out
 
+    def provisions(self, spec: dict[str, Any]) -> bool:
+        """Only template roots are built before a define (OpenVZ builds its own): a domain
+        without one gets no provision step."""
+        return self.scheme not in ("openvz", "vz") and any(
+            fs.get("type") == "template" for fs in spec.get("filesystems", ()))
+
     def _read_all(self, domains: list[Any], flag: int) -> list[str | None]:
         """Each domain's XML (None where the read failed), over a few threads: libvirt-python
         lets go of the GIL while it waits for the daemon, so the round trips overlap."""

@@ -332,3 +332,21 @@ def test_a_vm_spec_with_kept_xml_pieces_converges(test_conn: Any, prefix: str,
     assert [(c.field, c.origin) for c in obj.changes] == [("xml", "drift")]
     assert '<clock offset="utc"></clock>' in obj.changes[0].old
     assert '<clock offset="localtime"></clock>' in obj.changes[0].new
+
+
+def test_only_a_template_root_gets_a_provision_step(test_conn: Any, prefix: str,
+                                                    tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    cfg = config(tmp_path / "state", URI, prefix)
+    plain, built = f"{prefix}p", f"{prefix}t"
+    _write(specs, _spec(plain, state="stopped"))
+    _write(specs, _spec(built, state="stopped", filesystems=[
+        {"type": "template", "name": "empty", "source": str(tmp_path / "root"), "target": "/"}]))
+    the_plan = plan(specs, cfg)
+    kinds = {name: [s.kind for s in the_plan.steps if s.ref.name == name]
+             for name in (plain, built)}
+    assert kinds == {plain: ["define"], built: ["provision", "define"]}
+    _, report = apply(specs, cfg)
+    assert not errors(report)
+    assert (tmp_path / "root").is_dir()
+    assert {test_conn.lookupByName(n).name() for n in (plain, built)} == {plain, built}
