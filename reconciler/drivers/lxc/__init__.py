@@ -29,7 +29,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -61,9 +60,11 @@ from reconciler.drivers.lxc.mapping import (
 )
 from reconciler.drivers.lxc.tools import (
     RUNNING_STATES,
+    Running,
     Tools,
     check_name,
     parse_cgroup_layout,
+    parse_names,
     parse_template_comment,
 )
 from reconciler.errors import ConfigError, PermanentError, TransientError
@@ -112,14 +113,15 @@ class LxcDriver:
         self._layout: CgroupLayout | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._listing: Running | None = None  # an lxc-ls started by prepare_observe
 
     # ================================================================= reading
     def observe(self) -> list[LiveObject]:
         if not os.path.isdir(self.lxcpath):
             return []
         # lxc-ls runs while the configs are read: it is a process to wait for, they are Python
-        with ThreadPoolExecutor(1, thread_name_prefix="lxc-ls") as pool:
-            listing = pool.submit(self.tools.active)
+        listing, self._listing = self._listing or self.tools.active_soon(), None
+        try:
             found = []
             for entry in sorted(os.scandir(self.lxcpath), key=lambda e: e.name):
                 if not entry.is_dir(follow_symlinks=False):
@@ -131,9 +133,15 @@ class LxcDriver:
                 text = self._read_text(Path(entry.path) / "config")
                 if text is not None:
                     found.append(self._live(entry.name, text, False))
-            active = listing.result()
+        finally:
+            active = parse_names(listing.result(self.tools.timeout).out)
         return [replace(obj, state="running") if obj.ref.name in active else obj
                 for obj in found]
+
+    def prepare_observe(self) -> None:
+        """Start the next observe's `lxc-ls` now (it runs while the engine loads specs)."""
+        if self._listing is None and os.path.isdir(self.lxcpath):
+            self._listing = self.tools.active_soon()
 
     def _live(self, name: str, text: str, active: bool) -> LiveObject:
         sidecar = self._read_sidecar(name)
@@ -454,7 +462,9 @@ class LxcDriver:
                                "template_mounts": []})
 
     def close(self) -> None:
-        return None
+        listing, self._listing = self._listing, None
+        if listing is not None:  # prepared, never used: reap it
+            listing.result(self.tools.timeout, check=False)
 
     # ================================================================= helpers
     def _spec(self, step: Step) -> dict[str, Any]:

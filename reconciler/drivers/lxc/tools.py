@@ -99,6 +99,42 @@ def check_name(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class Running:
+    """A started tool."""
+
+    argv: tuple[str, ...]
+    name: str | None
+    proc: subprocess.Popen[str]
+
+    def result(self, timeout: float, check: bool = True) -> Result:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise _timed_out(list(self.argv), timeout) from None
+        return _checked(Result(self.argv, self.proc.returncode, out, err), self.name, check)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "LC_ALL": "C"}  # read at each call: PATH may change after import
+
+
+def _checked(result: Result, name: str | None, check: bool) -> Result:
+    if check and result.rc != 0:
+        raise PermanentError(f"{result.argv[0]} {name or ''} failed: {result.why()}")
+    return result
+
+
+def _not_found(tool: str) -> PermanentError:
+    return PermanentError(f"{tool} not found: is LXC installed (apt install lxc)?")
+
+
+def _timed_out(argv: list[str], timeout: float) -> TransientError:
+    return TransientError(f"{' '.join(argv)} did not finish in {timeout:.0f} s", delay=2.0)
+
+
 class Tools:
     """The lxc-* commands for one lxcpath (`-P` on every call)."""
 
@@ -106,29 +142,43 @@ class Tools:
         self.lxcpath = lxcpath
         self.timeout = timeout
 
-    def run(self, tool: str, name: str | None, args: Sequence[str] = (), *,
-            timeout: float | None = None, check: bool = True) -> Result:
+    def _argv(self, tool: str, name: str | None, args: Sequence[str]) -> list[str]:
         argv = [tool, "-P", self.lxcpath]
         if name is not None:
             argv += ["-n", check_name(name)]
         argv += list(args)
         assert all(isinstance(a, str) for a in argv)
+        return argv
+
+    def run(self, tool: str, name: str | None, args: Sequence[str] = (), *,
+            timeout: float | None = None, check: bool = True) -> Result:
+        argv = self._argv(tool, name, args)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, check=False,
                                   stdin=subprocess.DEVNULL, timeout=timeout or self.timeout,
-                                  env={**os.environ, "LC_ALL": "C"})
+                                  env=_env())
         except FileNotFoundError:
-            raise PermanentError(f"{tool} not found: is LXC installed (apt install lxc)?"
-                                 ) from None
+            raise _not_found(tool) from None
         except subprocess.TimeoutExpired:
-            raise TransientError(f"{' '.join(argv)} did not finish in "
-                                 f"{timeout or self.timeout:.0f} s", delay=2.0) from None
-        result = Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
-        if check and result.rc != 0:
-            raise PermanentError(f"{tool} {name or ''} failed: {result.why()}")
-        return result
+            raise _timed_out(argv, timeout or self.timeout) from None
+        return _checked(Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr), name,
+                        check)
+
+    def spawn(self, tool: str, name: str | None, args: Sequence[str] = ()) -> Running:
+        """`run` in two halves: the tool starts now, `.result()` waits for it."""
+        argv = self._argv(tool, name, args)
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, text=True, env=_env())
+        except FileNotFoundError:
+            raise _not_found(tool) from None
+        return Running(tuple(argv), name, proc)
 
     # ---- queries
+    def active_soon(self) -> Running:
+        """`active` started now, for `parse_names(....result(timeout).out)` later."""
+        return self.spawn("lxc-ls", None, ["--active", "-1"])
+
     def active(self) -> set[str]:
         """Containers that are not STOPPED (running, frozen, starting, stopping).
 

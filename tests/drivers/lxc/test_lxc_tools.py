@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,28 @@ def test_tool_errors_are_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "run", Recorder(rc=1))
     with pytest.raises(PermanentError, match="boom"):
         Tools("/srv/lxc").start("c1")
+
+
+def test_a_spawned_tool_is_waited_for_later_with_the_same_errors(tmp_path: Path) -> None:
+    tools = Tools(str(tmp_path))
+    with pytest.raises(PermanentError, match="not found"):
+        tools.spawn("lxc-no-such-tool", None)
+    # `sleep -P DIR 5` fails at once (no such option): the failure comes with `.result()`
+    failing = tools.spawn("sleep", None, ["5"])
+    with pytest.raises(PermanentError, match="sleep  failed"):
+        failing.result(5)
+    assert failing.result(5, check=False).rc != 0
+
+
+def test_a_spawned_tool_that_hangs_is_killed_at_its_timeout(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    tool = tmp_path / "bin" / "lxc-slow"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\nexec sleep 30\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}:{os.environ['PATH']}")
+    running = Tools(str(tmp_path)).spawn("lxc-slow", None)
+    with pytest.raises(TransientError, match="did not finish"):
+        running.result(0.2)
+    assert running.proc.returncode is not None  # killed and reaped, not left behind
