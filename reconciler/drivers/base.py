@@ -8,6 +8,8 @@ nothing of plans.
     events()               -> optional: host changes as they happen (names of objects to recheck)
     provisions(spec)       -> optional: False when a new object of this spec has nothing to be
                            built before its define (no provision step is planned); default True
+    prepare_observe()      -> optional: start what the next observe() will wait for (a tool, a
+                           daemon call), so it runs while the engine loads the spec files
 
 Specs cross this boundary as canonical dicts (`reconciler.model.canonical`), the same form the
 driver stores as the last-applied spec, so comparing desired, last-applied and live is comparing
@@ -156,6 +158,13 @@ class Driver(Protocol):
 
 class EventSource(Protocol):
     def events(self, stop: Any) -> Iterator[Ref]: ...
+
+
+def prepare_observe(driver: Driver) -> None:
+    """Let `driver` start its next observe's slow outside part, if it has one."""
+    prepare = getattr(driver, "prepare_observe", None)
+    if prepare is not None:
+        prepare()
 
 
 def provisions(driver: Driver, spec: dict[str, Any]) -> bool:

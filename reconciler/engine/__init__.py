@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,22 +23,16 @@ class Pass:
 def compute_plan(paths: Sequence[str], hosts: Hosts, settings: Settings,
                  specs: SpecSet | None = None, context: dict[str, object] | None = None) -> Pass:
     """Load `paths` (unless given), observe the host and plan; logs `plan.computed`."""
-    observed = None
     if specs is None:
-        # the host is read while the files load: observing is mostly waiting on tools and
-        # daemons, loading is all Python, so the two overlap almost completely
-        with ThreadPoolExecutor(1, thread_name_prefix="observe") as pool:
-            observing = pool.submit(hosts.observe)
-            specs = load_paths(paths)
-            observed = observing.result()
+        hosts.prepare_observe()  # the tools a driver waits for run while the files load
+        specs = load_paths(paths)
     # absolute, not resolved: a git-sync style symlink swap keeps the same source names
     sources = {key: os.path.abspath(entry.file) for key, entry in specs.objects.items()}
     desired = desired_from(specs.resolved(), sources)
     no_specs = not specs.files or bool(specs.missing_roots)
     failed = {os.path.abspath(f) for f in specs.failed_files}
     plan = make_plan(desired, hosts, failed_files=failed,
-                     roots=tuple(str(p) for p in paths), no_specs=no_specs, settings=settings,
-                     observed=observed)
+                     roots=tuple(str(p) for p in paths), no_specs=no_specs, settings=settings)
     if context:
         plan = replace(plan, context=dict(context))
     log = get_logger(plan_id=plan.id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reconciler.drivers.base import Driver, LiveObject, Ref
+from reconciler.drivers.base import Driver, LiveObject, Ref, prepare_observe
 from reconciler.errors import ConfigError
 
 
@@ -27,6 +27,10 @@ class Hosts:
 
     def driver_for(self, kind: str, dtype: str) -> Driver:
         return self.drivers[self.driver_name_for(kind, dtype)]
+
+    def prepare_observe(self) -> None:
+        for driver in self.drivers.values():
+            prepare_observe(driver)
 
     def observe(self) -> dict[Ref, tuple[str, LiveObject]]:
         """Every managed object on the host, with the driver that reported it.
