@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.config import Config
 from reconciler.errors import ConfigError
 
@@ -25,7 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="*", metavar="PATH",
                    help="spec directories (with --git: the directory inside the repository)")
     _common(p)
-    p.add_argument("--parallel", type=int, default=None, help="steps run at once (4)")
+    p.add_argument("--parallel", type=int, default=None,
+                   help=f"steps run at once ({DEFAULT_PARALLEL})")
     p.add_argument("--http", metavar="HOST:PORT",
                    help="serve /healthz and /metrics here (default 127.0.0.1:9137; "
                         "port 0 picks a free one; 'off' disables)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine import compute_plan, render, stale_objects
-from reconciler.engine.apply import StepOutcome, apply_plan
+from reconciler.engine.apply import DEFAULT_PARALLEL, StepOutcome, apply_plan
 from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
@@ -45,7 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="+", metavar="PATH|PLANFILE")
     _common(p)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--parallel", type=int, default=None, help="steps run at once (4)")
+    p.add_argument("--parallel", type=int, default=None,
+                   help=f"steps run at once ({DEFAULT_PARALLEL})")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("show", help="list live objects and their status")

@@ -7,7 +7,7 @@
       libvirt: {uri: "lxc:///"}
     routes: {kvm: libvirt, network: libvirt}   # domain type (or "network") -> driver
     max_removal_share: 0.5
-    parallel: 4
+    parallel: 8
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from reconciler import drivers
+from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.hosts import Hosts
 from reconciler.errors import ConfigError
 
@@ -42,7 +43,7 @@ class Config:
     drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: dict[str, str] = field(default_factory=dict)
     max_removal_share: float = 0.5
-    parallel: int = 4
+    parallel: int = DEFAULT_PARALLEL
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,7 +86,7 @@ def load_config(path: str | None, *, state_dir: str | None = None, driver: str |
         driver=chosen or "sim", driver_chosen=chosen is not None,
         drivers=options, routes=dict(data.get("routes") or {}),
         max_removal_share=share,
-        parallel=parallel or int(data.get("parallel", 4)),
+        parallel=parallel or int(data.get("parallel", DEFAULT_PARALLEL)),
         extra={k: data[k] for k in ("watch", "http", "git") if k in data},
     )
 
