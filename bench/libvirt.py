@@ -26,8 +26,10 @@ import sys
 from pathlib import Path
 
 # run as a script, this file's folder comes first on sys.path, and this file is named like
-# the libvirt module: without this, `import libvirt` would import the bench itself
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# the libvirt module: without this, `import libvirt` would import the bench itself. The folder
+# goes back at the end, where site-packages comes first, for the shared `timing` helpers.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -42,6 +44,7 @@ from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
+from timing import median_time  # noqa: E402
 
 from reconciler.drivers.base import OWNER, Ref, Stamp, Step  # noqa: E402
 from reconciler.drivers.libvirt import LibvirtDriver, compose  # noqa: E402
@@ -54,15 +57,6 @@ from reconciler.log import configure  # noqa: E402
 from reconciler.model import Domain, canonical  # noqa: E402
 from reconciler.specs.loader import load_paths  # noqa: E402
 from reconciler.specs.xml_write import to_xml  # noqa: E402
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def ratio(ours: float, floor: float) -> str:

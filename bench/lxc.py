@@ -20,17 +20,15 @@ import contextlib
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
+from timing import median_time
 
 from reconciler.engine import compute_plan
 from reconciler.engine.apply import apply_plan
@@ -47,15 +45,6 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
     return result
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 class Bench:
