@@ -130,6 +130,13 @@ class LibvirtDriver:
         self._handles[ref] = (self.conn.generation, handle)
         return handle
 
+    def _gone(self, ref: Ref) -> None:
+        """An undefined object: nothing of it is remembered for the next step or observe."""
+        self._handles.pop(ref, None)
+        self._seen.pop(ref, None)
+        if self._known is not None:
+            self._known.discard(ref)
+
     def _on(self, ref: Ref, what: str, fn: Callable[[Any], Any],
             missing: Callable[[], Any] | None = None) -> Any:
         """`fn(handle of ref)`; `missing()` if the object does not exist (else PermanentError).
@@ -504,10 +511,7 @@ class LibvirtDriver:
                 dom.undefine()
 
         self._on(step.ref, "undefine", undefine, missing=lambda: None)
-        self._handles.pop(step.ref, None)
-        self._seen.pop(step.ref, None)
-        if self._known is not None:
-            self._known.discard(step.ref)
+        self._gone(step.ref)
 
     def _domain_purge(self, step: Step) -> None:
         entry = self._seen.get(step.ref)
@@ -559,10 +563,7 @@ class LibvirtDriver:
             net.undefine()
 
         self._on(step.ref, "undefine", undefine, missing=lambda: None)
-        self._handles.pop(step.ref, None)
-        self._seen.pop(step.ref, None)
-        if self._known is not None:
-            self._known.discard(step.ref)
+        self._gone(step.ref)
 
     def _network_purge(self, step: Step) -> None:
         self._network_undefine(step)  # a network owns no storage
