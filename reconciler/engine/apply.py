@@ -152,7 +152,7 @@ def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: th
     while True:
         attempt += 1
         if attempt > 1:
-            _record_start(step, attempt, journal, _step_log(step, plan_id), plan_id)
+            _record_start(step, attempt, journal, get_logger(plan_id=plan_id), plan_id)
         t0 = time.monotonic()
         try:
             driver.execute(step)
@@ -161,8 +161,9 @@ def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: th
                 wait_for = min(max(delay, exc.delay), retry.max_delay)
                 journal.write("step.retrying", plan_id=plan_id, step=step.id, attempt=attempt,
                               error=str(exc), delay=wait_for)
-                _step_log(step, plan_id).warning("step.retrying", attempt=attempt,
-                                                 error=str(exc), delay=wait_for)
+                get_logger(plan_id=plan_id).warning("step.retrying", **_where(step),
+                                                    attempt=attempt, error=str(exc),
+                                                    delay=wait_for)
                 stop.wait(wait_for)
                 delay *= 2
                 continue
@@ -178,19 +179,19 @@ def _failed(step: Step, exc: Exception, attempt: int, started: float) -> StepOut
     return StepOutcome(step.id, "failed", attempt, duration, f"{type(exc).__name__}: {exc}")
 
 
-def _step_log(step: Step, plan_id: str) -> Any:
-    return get_logger(plan_id=plan_id, step=step.id, object=str(step.ref), kind=step.kind)
+def _where(step: Step) -> dict[str, str]:
+    """The fields that name a step in its log events."""
+    return {"step": step.id, "object": str(step.ref), "kind": step.kind}
 
 
 def _record_start(step: Step, attempt: int, journal: Journal, log: Any, plan_id: str) -> None:
     journal.write("step.started", plan_id=plan_id, step=step.id, attempt=attempt)
-    log.info("step.started", step=step.id, object=str(step.ref), kind=step.kind,
-             attempt=attempt, reason=step.reason)
+    log.info("step.started", **_where(step), attempt=attempt, reason=step.reason)
 
 
 def _record_end(outcome: StepOutcome, journal: Journal, log: Any, step: Step,
                 plan_id: str) -> None:
-    where = {"step": step.id, "object": str(step.ref), "kind": step.kind}
+    where = _where(step)
     if outcome.result == "succeeded":
         journal.write("step.succeeded", plan_id=plan_id, step=step.id,
                       attempt=outcome.attempts, duration=outcome.last)
