@@ -16,6 +16,9 @@ apt-get install -y -qq --no-install-recommends \
 echo "== libvirtd"
 # libvirtd dies at start without this user (normally made by libvirt-daemon-system)
 getent passwd libvirt-qemu >/dev/null || useradd -r -U -M -s /usr/sbin/nologin libvirt-qemu
+# a daemonized libvirtd logs to this file and exits when it cannot open it; the directory
+# comes with libvirt-daemon-system, which we do not install
+mkdir -p /var/log/libvirt
 # Hybrid cgroups where cgroup2 holds a controller: libvirt's LXC driver then fails to start
 # guests; binding that controller to a v1 hierarchy makes libvirt use v1 only.
 if [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then
