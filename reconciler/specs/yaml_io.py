@@ -69,15 +69,22 @@ def _check_depth(data: bytes, file: str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise SpecError(
-                        f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful",
-                        Location(file, mark.line + 1 if mark else 1,
-                                 mark.column + 1 if mark else 1))
+                    raise _too_deep(file, event.start_mark)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.MarkedYAMLError as exc:
+        # newer libyaml scans flow brackets ahead and stops at its own depth limit (1000)
+        # before the parser hands us the 65th level
+        if "nesting depth" in (exc.problem or ""):
+            raise _too_deep(file, exc.problem_mark) from None
         return  # the load reports syntax errors with their position
+    except yaml.YAMLError:
+        return
+
+
+def _too_deep(file: str, mark: Any) -> SpecError:
+    return SpecError(f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful",
+                     Location(file, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1))
 
 
 def _check_expansion(docs: list[Any], data: bytes, file: str) -> None:
