@@ -35,6 +35,7 @@ from reconciler.engine.apply import ApplyReport, StepOutcome, apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
+from reconciler.engine.lock import StateLock
 from reconciler.engine.plan import Plan, Settings
 from reconciler.errors import ConfigError, DriverError, ReconcilerError
 from reconciler.log import get_logger
@@ -42,7 +43,6 @@ from reconciler.log import get_logger
 from .backoff import Backoff, RateLimit
 from .gitsource import GitPoller, GitSource
 from .http import HttpServer
-from .lock import AgentLock
 from .metrics import OBJECT_STATES, Metrics
 from .planner import LiveCache, plan_full, plan_some
 from .records import write_plan
@@ -204,7 +204,7 @@ class Agent:
 
     # ------------------------------------------------------------ lifecycle (main thread)
     def run(self) -> int:
-        lock = AgentLock(self.config.state_dir)
+        lock = StateLock(self.config.state_dir, "agent")
         try:
             lock.acquire()
         except ReconcilerError as exc:

@@ -89,16 +89,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from reconciler.agent.lock import holder
     from reconciler.agent.status import read_status, render_text, status_path
     from reconciler.engine.config import load_config
+    from reconciler.engine.lock import holder
 
     try:
         config = load_config(args.config, state_dir=args.state_dir)
     except ConfigError as exc:
         return _error(str(exc))
     data = read_status(config.state_dir)
-    pid = holder(config.state_dir)
+    held = holder(config.state_dir)  # an apply holding the lock is not a running agent
+    pid = held.pid if held is not None and held.role in ("agent", "") else None
     if data is None:
         if args.format == "json":
             json.dump({"running": pid is not None, "pid": pid, "status": None}, sys.stdout)

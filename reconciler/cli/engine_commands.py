@@ -14,8 +14,9 @@ from reconciler.engine.apply import DEFAULT_PARALLEL, StepOutcome, apply_plan
 from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
+from reconciler.engine.lock import StateLock
 from reconciler.engine.plan import Plan, Settings
-from reconciler.errors import ConfigError, DriverError, PlanError
+from reconciler.errors import ConfigError, DriverError, PlanError, SafetyError
 from reconciler.log import get_logger
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -129,8 +130,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return opened
     config, hosts = opened
     try:
-        return _apply(args, config, hosts)
-    except (PlanError, DriverError) as exc:
+        # held from the plan to the last step: nobody else changes the host in between
+        with StateLock(config.state_dir, "apply"):
+            return _apply(args, config, hosts)
+    except (PlanError, DriverError, SafetyError) as exc:
         return _error(str(exc))
     finally:
         hosts.close()

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.engine_commands import config_from
-from reconciler.engine.config import build_hosts
-from reconciler.errors import ConfigError, DriverError
+from reconciler.engine.config import Config, build_hosts
+from reconciler.engine.lock import StateLock
+from reconciler.errors import ConfigError, DriverError, SafetyError
 from reconciler.model import KINDS
 from reconciler.specs.convert import to_xml_text, to_yaml
 
@@ -30,7 +31,21 @@ def register(sub: Any) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     try:
-        hosts = build_hosts(config_from(args))
+        config = config_from(args)
+        lock = StateLock(config.state_dir, "import")  # adopting writes our stamp on the host
+        lock.acquire()
+    except (ConfigError, SafetyError) as exc:
+        print(f"reconciler: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _import(args, config)
+    finally:
+        lock.release()
+
+
+def _import(args: argparse.Namespace, config: Config) -> int:
+    try:
+        hosts = build_hosts(config)
     except (ConfigError, DriverError) as exc:
         print(f"reconciler: error: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.agent.backoff import Backoff, RateLimit
-from reconciler.agent.lock import AgentLock, holder
 from reconciler.agent.planner import LiveCache, plan_full, plan_some
 from reconciler.agent.settings import agent_settings, parse_listen
 from reconciler.agent.specstore import SpecStore
@@ -22,6 +21,7 @@ from reconciler.drivers.base import Ref
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.journal import Journal
+from reconciler.engine.lock import Holder, StateLock, holder
 from reconciler.engine.plan import Settings
 from reconciler.errors import ConfigError, SafetyError
 
@@ -269,16 +269,37 @@ def test_sd_notify_datagrams(tmp_path):
 
 
 def test_one_agent_per_state_directory(tmp_path):
-    first = AgentLock(tmp_path)
+    first = StateLock(tmp_path, "agent")
     first.acquire()
-    assert holder(tmp_path) == os.getpid()
+    assert holder(tmp_path) == Holder(os.getpid(), "agent")
     with pytest.raises(SafetyError, match=rf"pid {os.getpid()}.*one agent per state directory"):
-        AgentLock(tmp_path).acquire()
+        StateLock(tmp_path, "agent").acquire()
+    with pytest.raises(SafetyError, match=rf"agent \(pid {os.getpid()}\) is running.*stop it "
+                       "before running apply"):
+        StateLock(tmp_path, "apply").acquire()
     first.release()
     assert holder(tmp_path) is None
-    second = AgentLock(tmp_path)
-    second.acquire()
-    second.release()
+    with StateLock(tmp_path, "apply"):
+        assert holder(tmp_path) == Holder(os.getpid(), "apply")
+        with pytest.raises(SafetyError, match=rf"another reconciler apply \(pid {os.getpid()}\)"
+                           " is already running"):
+            StateLock(tmp_path, "agent").acquire()
+        with pytest.raises(SafetyError, match=rf"apply \(pid {os.getpid()}\).*wait for it"):
+            StateLock(tmp_path, "import").acquire()
+    assert holder(tmp_path) is None
+
+
+def test_lock_file_of_an_older_agent_names_its_pid(tmp_path):
+    """Agents before roles wrote only their pid; such a holder still reads as an agent."""
+    lock = StateLock(tmp_path, "agent")
+    lock.acquire()
+    try:
+        lock.path.write_text("4242\n")  # another open file: the flock stays ours
+        assert holder(tmp_path) == Holder(4242, "")
+        with pytest.raises(SafetyError, match=r"agent \(pid 4242\) is running"):
+            StateLock(tmp_path, "apply").acquire()
+    finally:
+        lock.release()
 
 
 def test_settings_from_config_and_flags():

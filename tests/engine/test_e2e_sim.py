@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from reconciler.engine.lock import StateLock
 from tests.conftest import run_cli
 
 
@@ -197,3 +199,25 @@ def test_apply_without_yes_refuses_when_not_a_terminal(tmp_path: Path) -> None:
     res = run_cli("apply", str(specs), "--state-dir", str(tmp_path / "st"))
     assert res.returncode == 1 and "--yes" in res.stderr
     assert not (tmp_path / "st" / "sim" / "objects" / "Domain" / "web.json").exists()
+
+
+def test_apply_refuses_while_an_agent_holds_the_state_directory(tmp_path: Path) -> None:
+    """`apply` takes the agent's lock for its whole run: with an agent on the state directory
+    it changes nothing and says who holds it; `status` does not take an apply for an agent."""
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    specs.mkdir()
+    write(specs, "db.yaml", DB | {"depends_on": []})
+    with StateLock(state, "agent"):
+        res = apply(specs, state)
+        assert res.returncode == 1
+        assert f"a reconciler agent (pid {os.getpid()}) is running" in res.stderr
+        assert sim_record(state, "db") is None
+        assert not (state / "journal.jsonl").exists()
+        imported = run_cli("import", "--driver", "sim", "--state-dir", str(state), "--out",
+                           str(tmp_path / "imported"))
+        assert imported.returncode == 1 and "stop it before running import" in imported.stderr
+    with StateLock(state, "apply"):
+        assert run_cli("status", "--state-dir", str(state)).returncode == 3  # not running
+    res = apply(specs, state)
+    assert res.returncode == 0, res.stderr
+    assert (sim_record(state, "db") or {}).get("running")
