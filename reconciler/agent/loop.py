@@ -586,6 +586,8 @@ class Agent:
         interesting = plan.has_changes or plan.notes or any(
             o.action in ("held", "refused") for o in plan.objects)
         if interesting:
+            if self.journal.rotate_if_full(self.config.journal_max_bytes):
+                self.log.info("journal.rotated", path=str(self.journal.path))
             write_plan(self.journal, plan)
         if any(n.startswith("removal refused") for n in plan.notes):
             self.metrics.removals_refused.inc()

@@ -169,6 +169,7 @@ def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
             print("Apply cancelled.")
             return EXIT_ERROR
     journal = Journal(config.state_dir)
+    journal.rotate_if_full(config.journal_max_bytes)
     journal.write("plan", **plan.to_json())
     stop = threading.Event()
     progress = _progress_printer() if sys.stderr.isatty() else None

@@ -8,6 +8,7 @@
     routes: {kvm: libvirt, network: libvirt}   # domain type (or "network") -> driver
     max_removal_share: 0.5
     parallel: 8
+    journal_max_bytes: 64MiB        # the journal is set aside (one old file kept) past this
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import yaml
 from reconciler import drivers
 from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.hosts import Hosts
+from reconciler.engine.journal import MAX_BYTES as JOURNAL_MAX_BYTES
 from reconciler.errors import ConfigError
+from reconciler.model.units import parse_size
 
 
 def default_state_dir() -> str:
@@ -44,6 +47,7 @@ class Config:
     routes: dict[str, str] = field(default_factory=dict)
     max_removal_share: float = 0.5
     parallel: int = DEFAULT_PARALLEL
+    journal_max_bytes: int = JOURNAL_MAX_BYTES
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,8 +55,8 @@ class Config:
         return self.driver == "sim" and not self.driver_chosen and not self.routes
 
 
-_KNOWN = {"state_dir", "driver", "drivers", "routes", "max_removal_share", "parallel", "watch",
-          "http", "git"}
+_KNOWN = {"state_dir", "driver", "drivers", "routes", "max_removal_share", "parallel",
+          "journal_max_bytes", "watch", "http", "git"}
 
 
 def load_config(path: str | None, *, state_dir: str | None = None, driver: str | None = None,
@@ -81,14 +85,26 @@ def load_config(path: str | None, *, state_dir: str | None = None, driver: str |
         float(data.get("max_removal_share", 0.5))
     if not 0 <= share <= 1:
         raise ConfigError("max_removal_share must be between 0 and 1")
+    journal_max = _journal_max(data.get("journal_max_bytes", JOURNAL_MAX_BYTES))
     return Config(
         state_dir=state_dir or data.get("state_dir") or default_state_dir(),
         driver=chosen or "sim", driver_chosen=chosen is not None,
         drivers=options, routes=dict(data.get("routes") or {}),
         max_removal_share=share,
         parallel=parallel or int(data.get("parallel", DEFAULT_PARALLEL)),
+        journal_max_bytes=journal_max,
         extra={k: data[k] for k in ("watch", "http", "git") if k in data},
     )
+
+
+def _journal_max(value: object) -> int:
+    try:
+        size = parse_size(value, native=1)  # a plain number is bytes here
+    except ValueError as exc:
+        raise ConfigError(f"journal_max_bytes: {exc}") from None
+    if size < 4096:
+        raise ConfigError(f"journal_max_bytes must be at least 4KiB, not {value!r}")
+    return size
 
 
 def build_hosts(config: Config) -> Hosts:

@@ -13,13 +13,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+MAX_BYTES = 64 * 1024 * 1024  # a journal past this size is set aside at the next plan
+
 
 class Journal:
+    """The journal of one writer (the state directory's lock keeps it so). When the file is
+    over a size, `rotate_if_full` sets it aside as `journal.jsonl.1` (replacing the one
+    before) and starts a new one: an unattended agent's journal stays bounded, and a plan's
+    records are never split, as rotation happens only between plans."""
+
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / "journal.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._fh = open(self.path, "a", buffering=1)  # noqa: SIM115 - lives as long as the run
+
+    def rotate_if_full(self, max_bytes: int = MAX_BYTES) -> bool:
+        """Start a new file if this one is over `max_bytes`; True when it did."""
+        with self._lock:
+            self._fh.flush()
+            if os.fstat(self._fh.fileno()).st_size <= max_bytes:
+                return False
+            self._fh.close()
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            self._fh = open(self.path, "a", buffering=1)  # noqa: SIM115
+            return True
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event,

@@ -149,6 +149,26 @@ def test_sighup_reloads_config_and_rescans(dirs, start_agent, tmp_path):
     assert agent.stop() == 0
 
 
+def test_journal_is_set_aside_between_passes(dirs, start_agent, tmp_path):
+    """An unattended agent's journal stays bounded: past `journal_max_bytes` the next plan
+    starts a new file and the one before is kept as journal.jsonl.1."""
+    specs, state = dirs
+    config = tmp_path / "agent.yaml"
+    config.write_text("journal_max_bytes: 4KiB\n")
+    agent = start_agent(*base_args(specs, state, "--config", str(config)))
+    agent.wait_idle()
+    for n in range(8):
+        write_atomic(specs / f"j{n}.yaml", spec_text(f"j{n}"))
+        wait_for(lambda n=n: steps_done(state, f"domain/j{n}:start"), what=f"j{n} applied")
+    rotated = agent.wait_event("journal.rotated")
+    assert rotated["path"] == str(state / "journal.jsonl")
+    current = (state / "journal.jsonl").read_text().splitlines()
+    assert json.loads(current[0])["event"] == "plan"
+    assert (state / "journal.jsonl.1").stat().st_size > 4096
+    assert (state / "journal.jsonl").stat().st_size < 4 * 4096
+    assert agent.stop() == 0
+
+
 def _git(*args: str, cwd: Path | None = None) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",

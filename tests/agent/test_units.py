@@ -19,7 +19,7 @@ from reconciler.agent.systemd import Notifier
 from reconciler.agent.watch import ChangeTracker, SpecWatcher, wanted
 from reconciler.drivers.base import Ref
 from reconciler.engine.apply import apply_plan
-from reconciler.engine.config import Config, build_hosts
+from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import Holder, StateLock, holder
 from reconciler.engine.plan import Settings
@@ -300,6 +300,17 @@ def test_lock_file_of_an_older_agent_names_its_pid(tmp_path):
             StateLock(tmp_path, "apply").acquire()
     finally:
         lock.release()
+
+
+def test_shipped_agent_config_loads(tmp_path):
+    """deploy/agent.yaml is what people copy: every key in it must be one we read."""
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "agent.yaml"
+    config = load_config(str(shipped), state_dir=str(tmp_path))
+    assert config.driver == "libvirt" and config.routes == {"kvm": "libvirt",
+                                                              "network": "libvirt"}
+    assert config.journal_max_bytes == 64 * 1024 * 1024 and config.parallel == 8
+    settings = agent_settings(config.extra)
+    assert settings.watch.resync == 300 and settings.listen == "127.0.0.1:9137"
 
 
 def test_settings_from_config_and_flags():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,35 @@ def test_apply_refuses_while_an_agent_holds_the_state_directory(tmp_path: Path) 
     res = apply(specs, state)
     assert res.returncode == 0, res.stderr
     assert (sim_record(state, "db") or {}).get("running")
+
+
+def test_journal_is_set_aside_past_its_size(tmp_path: Path) -> None:
+    """Past `journal_max_bytes`, the next apply starts a new journal; one older file is kept,
+    and a plan's records never straddle the two."""
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    specs.mkdir()
+    config = tmp_path / "agent.yaml"
+    config.write_text("journal_max_bytes: 4KiB\n")
+    plan_ids = []
+    for memory in ("128MiB", "256MiB", "384MiB"):
+        for n in range(4):
+            write(specs, f"d{n}.yaml", {"kind": "Domain", "name": f"d{n}", "type": "lxc",
+                                        "memory": memory})
+        res = run_cli("apply", str(specs), "--state-dir", str(state), "--yes",
+                      "--config", str(config))
+        assert res.returncode == 0, res.stderr
+        plan_ids.append(re.search(r"Apply (\w+):", res.stdout).group(1))  # type: ignore[union-attr]
+
+    def records(path: Path) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    current, older = records(state / "journal.jsonl"), records(state / "journal.jsonl.1")
+    assert {r["plan_id"] for r in current if "plan_id" in r} == {plan_ids[2]}
+    assert current[0]["event"] == "plan" and current[0]["plan_id"] == plan_ids[2]
+    assert {r["plan_id"] for r in older if "plan_id" in r} == {plan_ids[1]}  # the first is gone
+    assert not list(state.glob("journal.jsonl.2"))
+
+    config.write_text("journal_max_bytes: lots\n")
+    res = run_cli("apply", str(specs), "--state-dir", str(state), "--yes",
+                  "--config", str(config))
+    assert res.returncode == 1 and "journal_max_bytes" in res.stderr
