@@ -86,6 +86,9 @@ def _open(args: argparse.Namespace) -> tuple[Config, Hosts] | int:
         hosts = build_hosts(config)
     except (ConfigError, DriverError) as exc:
         return _error(str(exc))
+    except OSError as exc:  # the state directory cannot be made
+        return _error(f"cannot use {exc.filename}: {exc.strerror}; choose a state directory "
+                      "you can write with --state-dir")
     _sim_notice(config)
     return config, hosts
 

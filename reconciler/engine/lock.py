@@ -33,8 +33,13 @@ class StateLock:
 
     def acquire(self) -> None:
         """Take the lock or raise SafetyError naming who holds it; never waits."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise SafetyError(f"cannot lock state directory {self.path.parent}: "
+                              f"{exc.strerror}; choose one you can write with --state-dir"
+                              ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -289,6 +289,13 @@ def test_one_agent_per_state_directory(tmp_path):
     assert holder(tmp_path) is None
 
 
+def test_lock_in_a_directory_that_cannot_be_made(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SafetyError, match=r"cannot lock state directory .*file/state: Not a "
+                       "directory; choose one you can write with --state-dir"):
+        StateLock(tmp_path / "file" / "state", "apply").acquire()
+
+
 def test_lock_file_of_an_older_agent_names_its_pid(tmp_path):
     """Agents before roles wrote only their pid; such a holder still reads as an agent."""
     lock = StateLock(tmp_path, "agent")

@@ -219,6 +219,12 @@ def test_apply_refuses_while_an_agent_holds_the_state_directory(tmp_path: Path) 
         assert imported.returncode == 1 and "stop it before running import" in imported.stderr
     with StateLock(state, "apply"):
         assert run_cli("status", "--state-dir", str(state)).returncode == 3  # not running
+    (tmp_path / "file").write_text("")
+    for command in ("apply", "plan", "show"):
+        res = run_cli(command, *([str(specs)] if command != "show" else []), "--state-dir",
+                      str(tmp_path / "file" / "state"))
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+        assert "Not a directory; choose a state directory you can write" in res.stderr
     res = apply(specs, state)
     assert res.returncode == 0, res.stderr
     assert (sim_record(state, "db") or {}).get("running")
