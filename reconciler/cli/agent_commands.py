@@ -99,7 +99,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _error(str(exc))
     data = read_status(config.state_dir)
     held = holder(config.state_dir)  # an apply holding the lock is not a running agent
-    pid = held.pid if held is not None and held.role in ("agent", "") else None
+    pid = held.pid if held is not None and held.is_agent else None
     if data is None:
         if args.format == "json":
             json.dump({"running": pid is not None, "pid": pid, "status": None}, sys.stdout)

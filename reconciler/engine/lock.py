@@ -24,6 +24,11 @@ class Holder(NamedTuple):
     pid: int  # -1 when the lock file does not say
     role: str  # "" when the lock file does not say
 
+    @property
+    def is_agent(self) -> bool:
+        """Agents from before roles wrote only their pid: a holder without a role is one."""
+        return self.role in ("agent", "")
+
 
 class StateLock:
     def __init__(self, state_dir: str | Path, role: str) -> None:
@@ -54,10 +59,10 @@ class StateLock:
         who = f" (pid {other.pid})" if other.pid > 0 else ""
         where = f"state directory {self.path.parent} (lock {self.path})"
         if self.role == "agent":
-            kind = "agent" if other.role in ("agent", "") else other.role
+            kind = "agent" if other.is_agent else other.role
             return (f"another reconciler {kind}{who} is already running on {where}; one agent "
                     "per state directory")
-        if other.role in ("agent", ""):
+        if other.is_agent:
             return (f"a reconciler agent{who} is running on {where} and applies the specs "
                     f"itself; stop it before running {self.role}, or use another --state-dir")
         return (f"another reconciler {other.role}{who} is running on {where}; wait for it to "

@@ -72,14 +72,12 @@ def _check_depth(data: bytes, file: str) -> None:
                     raise _too_deep(file, event.start_mark)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.MarkedYAMLError as exc:
+    except yaml.YAMLError as exc:
         # newer libyaml scans flow brackets ahead and stops at its own depth limit (1000)
         # before the parser hands us the 65th level
-        if "nesting depth" in (exc.problem or ""):
-            raise _too_deep(file, exc.problem_mark) from None
+        if "nesting depth" in (getattr(exc, "problem", None) or ""):
+            raise _too_deep(file, getattr(exc, "problem_mark", None)) from None
         return  # the load reports syntax errors with their position
-    except yaml.YAMLError:
-        return
 
 
 def _too_deep(file: str, mark: Any) -> SpecError:
