@@ -535,6 +535,10 @@ class Agent:
         names = dict(work.reads)
         if work.rescans or work.resync or work.reload:
             trusted = work.reload or any(r.trusted for r in work.rescans)
+            if trusted:
+                # the scan below reads the tree as it is; cleared before it, not after, so a
+                # file written while it runs keeps its event and is read by the next pass
+                self.tracker.clear()
             for r in work.rescans:
                 self.metrics.rescans.labels(r.reason).inc()
             if work.rescans:
@@ -550,7 +554,6 @@ class Agent:
             changed, vanished = self.store.changed_since_cache(found)
             pending = self.tracker.pending()
             if trusted:
-                self.tracker.clear()  # the tree as it is now is read below
                 names = {n: k for n, k in names.items() if n in found}
                 for name in changed:
                     names[name] = "complete"

@@ -450,3 +450,35 @@ def test_a_pass_that_crashes_fails_alone_and_a_resync_follows(tmp_path, monkeypa
         ok = run.wait(lambda a: a.last_pass if a.last_pass["result"] == "succeeded" and
                       a.last_pass["trigger"] == "files" else None)
         assert ok["steps"]["succeeded"] == 3
+
+
+def test_a_file_written_during_a_trusted_rescan_is_read(tmp_path, monkeypatch):
+    """A reload rescans the tree and trusts what it finds; a file that appears after the scan
+    listed the directory must still be read, from its watcher event, not dropped with the
+    events the scan made redundant."""
+    import time
+
+    from reconciler.agent.specstore import SpecStore
+
+    real_scan = SpecStore.scan
+    armed: list[InProcessAgent] = []
+
+    def scan_then_write(self, real=None):
+        found = real_scan(self, real)
+        if armed:
+            run = armed.pop()
+            write_atomic(run.specs / "b.yaml", spec_text("b"))
+            deadline = time.monotonic() + 10
+            while not any(n.endswith("b.yaml") for n in run.agent.tracker.pending()):
+                assert time.monotonic() < deadline, "the watcher never saw b.yaml"
+                time.sleep(0.01)
+        return found
+
+    monkeypatch.setattr(SpecStore, "scan", scan_then_write)
+    write_atomic(tmp_path / "specs" / "a.yaml", spec_text("a"))
+    with InProcessAgent(tmp_path) as run:
+        run.wait(lambda a: a.last_pass)
+        armed.append(run)
+        run.agent.request_reload()
+        run.wait(lambda a: not armed and a.last_pass["trigger"] != "startup")
+        run.wait(lambda a: (run.state / "sim" / "objects" / "Domain" / "b.json").exists())
