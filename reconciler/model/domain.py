@@ -6,12 +6,13 @@ whatever the host fills in there never shows as a difference.
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from reconciler.model.names import check_abs_path, check_device
+from reconciler.model.names import check_abs_path, check_device, check_name
 from reconciler.model.types import (
     AbsPath,
     Count,
@@ -25,6 +26,9 @@ from reconciler.model.types import (
     Name,
     PairInput,
     Size,
+    Text,
+    Token,
+    XmlText,
     ip_family,
 )
 from reconciler.model.units import format_size
@@ -46,7 +50,24 @@ BEANCOUNTERS = (
 )
 
 RunState = Literal["running", "stopped", "absent"]
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# a resolv.conf search domain: one word (a space would split it into two domains)
+DomainName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")]
 Pair = Annotated[tuple[Count, Count], PairInput]
+
+
+def _check_beancounters(value: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    for key, (barrier, limit) in value.items():
+        if key not in BEANCOUNTERS:
+            raise FieldError(key, f"unknown beancounter {key!r}; valid: "
+                             f"{', '.join(BEANCOUNTERS)}")
+        if barrier > limit:
+            raise FieldError(key, f"barrier {barrier} is above limit {limit}; write "
+                             "[barrier, limit] with barrier <= limit")
+    return value
+
+
+Beancounters = Annotated[dict[str, Pair], AfterValidator(_check_beancounters)]
 
 
 class Memtune(Frozen):
@@ -124,19 +145,17 @@ class Scheduler(CpuBucket):
 
 class Init(Frozen):
     cmd: AbsPath | None = None
-    args: tuple[str, ...] = ()
-    env: dict[str, str] = Field(default_factory=dict)
+    args: tuple[Text, ...] = ()
+    env: dict[str, Text] = Field(default_factory=dict)
     dir: AbsPath | None = None
-    user: str | None = None
-    group: str | None = None
+    user: Text | None = None
+    group: Text | None = None
 
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        import re
-
         for key in value:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            if not _ENV_NAME.match(key):
                 raise FieldError(key, f"environment name {key!r} is not valid; use letters, "
                                  "digits and '_', not starting with a digit")
         return value
@@ -197,18 +216,20 @@ class Filesystem(Frozen):
 
     type: FsType = "mount"
     target: AbsPath
-    source: str | None = Field(None, description="host dir, device, file, or pool/volume")
-    name: str | None = Field(None, description="template name (OpenVZ OSTEMPLATE, LXC template)")
-    method: str | None = Field(None, description="how a template root is built, e.g. debootstrap")
-    release: str | None = None
-    options: tuple[str, ...] = Field((), description="extra template options")
+    source: Text | None = Field(None, description="host dir, device, file, or pool/volume")
+    name: Token | None = Field(None, description="template name (OpenVZ OSTEMPLATE, LXC "
+                               "template): a name, never a path")
+    method: Token | None = Field(None, description="how a template root is built, e.g. "
+                                 "debootstrap")
+    release: Token | None = None
+    options: tuple[Text, ...] = Field((), description="extra template options")
     readonly: bool = False
     size: Size | None = Field(None, description="ram filesystem size")
     driver: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
                                description="file driver type, e.g. loop or nbd")
     format: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     accessmode: Literal["passthrough", "mapped", "squash"] | None = None
-    xml: tuple[str, ...] = ()
+    xml: tuple[XmlText, ...] = ()
 
     @model_validator(mode="after")
     def _source_fits_type(self) -> Filesystem:
@@ -269,8 +290,8 @@ class Interface(Frozen):
     in."""
 
     type: IfType
-    source: str | None = Field(None, description="bridge, network, parent device or host NIC")
-    mode: str | None = Field(None, description="direct (macvlan) mode")
+    source: Text | None = Field(None, description="bridge, network, parent device or host NIC")
+    mode: Text | None = Field(None, description="direct (macvlan) mode")
     mac: Mac | None = None
     host_dev: Device | None = None
     host_mac: Mac | None = None
@@ -283,8 +304,8 @@ class Interface(Frozen):
     host_routes: tuple[Route, ...] = ()
     link: Literal["up", "down"] | None = None
     mtu: int | None = Field(None, ge=68, le=65535)
-    model: str | None = None
-    xml: tuple[str, ...] = ()
+    model: Text | None = None
+    xml: tuple[XmlText, ...] = ()
 
     @model_validator(mode="after")
     def _source_needed(self) -> Interface:
@@ -295,9 +316,10 @@ class Interface(Frozen):
         for name in sorted(misplaced) if misplaced else ():
             if getattr(self, name) not in (None, ()):
                 raise FieldError(name, f"a {iftype} interface cannot have '{name}'")
-        if iftype in ("bridge", "direct", "hostdev") and source:
+        if source:
             try:
-                check_device(source)
+                check_name(source, "network name") if iftype == "network" else \
+                    check_device(source)
             except ValueError as exc:
                 raise FieldError("source", str(exc)) from None
         return self
@@ -309,16 +331,16 @@ class Console(Frozen):
 
 
 class Dns(Frozen):
-    nameservers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
+    nameservers: tuple[Text, ...] = ()
+    search: tuple[DomainName, ...] = ()
 
 
 class Os(Frozen):
     """libvirt `<os>` pieces that are not the init program (VMs mostly)."""
 
-    type: str | None = None
-    machine: str | None = None
-    xml: tuple[str, ...] = ()
+    type: Text | None = None
+    machine: Text | None = None
+    xml: tuple[XmlText, ...] = ()
 
 
 class Domain(Frozen):
@@ -327,8 +349,8 @@ class Domain(Frozen):
     type: Literal["lxc", "openvz", "vserver", "vz", "kvm", "qemu", "test", "xen"]
     id: int | None = Field(None, ge=1, le=2147483644, description="OpenVZ CTID / VServer context")
     uuid: str | None = Field(None, pattern=UUID_PATTERN)
-    title: str | None = None
-    description: str | None = None
+    title: Text | None = None
+    description: Text | None = None
     state: RunState = "running"
     autostart: bool | None = None
     start_order: int | None = None
@@ -340,7 +362,7 @@ class Domain(Frozen):
     current_memory: Size | None = None
     memtune: Memtune | None = None
     cpu: Cpu | None = None
-    limits: dict[str, Pair] = Field(default_factory=dict)
+    limits: Beancounters = Field(default_factory=dict)
     quota: Quota | None = None
     scheduler: Scheduler | None = None
     init: Init | None = None
@@ -353,9 +375,10 @@ class Domain(Frozen):
     protect: bool = False
     removal: Literal["keep", "purge"] = "keep"
     allow_replace: bool = False
-    hosts: tuple[str, ...] = Field((), description="host name globs this spec is for; empty = all")
-    xml: tuple[str, ...] = Field((), description="libvirt elements kept as canonical XML")
-    devices_xml: tuple[str, ...] = ()
+    hosts: tuple[Text, ...] = Field((), description="host name globs this spec is for; empty = "
+                                    "all")
+    xml: tuple[XmlText, ...] = Field((), description="libvirt elements kept as canonical XML")
+    devices_xml: tuple[XmlText, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -377,18 +400,6 @@ class Domain(Frozen):
         if "hostdev" not in [nic.type for nic in value]:
             return value
         return tuple(sorted(value, key=lambda nic: nic.type == "hostdev"))
-
-    @field_validator("limits")
-    @classmethod
-    def _known_beancounters(cls, value: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
-        for key, (barrier, limit) in value.items():
-            if key not in BEANCOUNTERS:
-                raise FieldError(key, f"unknown beancounter {key!r}; valid: "
-                                 f"{', '.join(BEANCOUNTERS)}")
-            if barrier > limit:
-                raise FieldError(key, f"barrier {barrier} is above limit {limit}; write "
-                                 "[barrier, limit] with barrier <= limit")
-        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> Domain:

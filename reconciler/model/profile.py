@@ -11,17 +11,17 @@ from typing import Any, Literal
 from pydantic import Field
 
 from reconciler.model.domain import (
+    Beancounters,
     Console,
     Cpu,
     Dns,
     Domain,
     Init,
     Memtune,
-    Pair,
     Quota,
     Scheduler,
 )
-from reconciler.model.types import Frozen, Name, Size, canonical
+from reconciler.model.types import Frozen, Name, Size, Text, canonical
 
 MERGED_DICTS = ("limits",)
 
@@ -29,12 +29,12 @@ MERGED_DICTS = ("limits",)
 class Profile(Frozen):
     kind: Literal["Profile"] = "Profile"
     name: Name
-    description: str | None = None
+    description: Text | None = None
     autostart: bool | None = None
     memory: Size | None = None
     memtune: Memtune | None = None
     cpu: Cpu | None = None
-    limits: dict[str, Pair] = Field(default_factory=dict)
+    limits: Beancounters = Field(default_factory=dict)
     quota: Quota | None = None
     scheduler: Scheduler | None = None
     init: Init | None = None

@@ -18,7 +18,15 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.model.names import check_abs_path, check_device, check_mac, check_name
+from reconciler.model.names import (
+    check_abs_path,
+    check_device,
+    check_mac,
+    check_name,
+    check_text,
+    check_token,
+    check_xml_text,
+)
 from reconciler.model.units import format_size, parse_size
 
 UNLIMITED = 9223372036854775807  # LONG_MAX, what OpenVZ writes for "unlimited"
@@ -51,6 +59,11 @@ Size = Annotated[
         ]
     }),
 ]
+Text = Annotated[str, AfterValidator(check_text)]
+"""Any free-form value: one line of printable text (see `names`). Every string field of the
+model is Text or a stricter type."""
+XmlText = Annotated[str, AfterValidator(check_xml_text)]
+Token = Annotated[str, AfterValidator(check_token)]
 Name = Annotated[str, AfterValidator(check_name),
                  WithJsonSchema({"type": "string",
                                  "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
@@ -91,7 +104,8 @@ def ip_version(value: str) -> int:
 
 
 def check_ip(value: str) -> str:
-    """One IPv4 or IPv6 address, without a prefix."""
+    """One IPv4 or IPv6 address, without a prefix (an IPv6 scope id is text too)."""
+    check_text(value)
     ip_version(value)
     return value
 
@@ -142,7 +156,7 @@ class IpAddress(Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> IpAddress:
-        limit = 32 if ip_version(self.address) == 4 else 128
+        limit = 32 if ip_version(check_ip(self.address)) == 4 else 128
         if self.prefix is not None and not 0 <= self.prefix <= limit:
             raise ValueError(f"prefix /{self.prefix} is out of range for {self.address} "
                              f"(0-{limit})")
