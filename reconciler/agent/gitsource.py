@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.drivers.text import last_line
 from reconciler.errors import ConfigError, DriverError
 from reconciler.log import get_logger
 
@@ -64,8 +65,8 @@ class GitSource:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"git {args[0]}: {exc}") from None
         if result.returncode != 0:
-            message = result.stderr.decode(errors="replace").strip().splitlines()
-            raise GitError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
+            message = last_line(result.stderr.decode(errors="replace"))
+            raise GitError(f"git {args[0]} failed: {message or result.returncode}")
         return result
 
     def _init(self) -> None:

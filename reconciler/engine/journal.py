@@ -62,7 +62,7 @@ def read(state_dir: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text().split("\n"):
         try:
             out.append(json.loads(line))
         except ValueError:

@@ -17,6 +17,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from reconciler.drivers.base import Stamp
+from reconciler.drivers.text import lines
 from reconciler.errors import SpecError
 from reconciler.model import Domain, Network, canonical
 from reconciler.specs.xml_read import read_domain, read_network
@@ -108,5 +109,5 @@ def parse_network(xml: str, name: str) -> Parsed:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
+    text = lines(str(exc).strip())
     return text[0] if text else type(exc).__name__

@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from reconciler.drivers.text import lines, unescape_octal
 from reconciler.errors import PermanentError
 
 TEMPLATES = ("busybox", "empty")
@@ -91,14 +92,14 @@ def _busybox_root(root: Path) -> None:
 
 def _mount_points() -> list[str]:
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        text = Path("/proc/self/mountinfo").read_text()
     except OSError:
         return []
     out = []
-    for line in lines:
-        fields = line.split()
+    for line in lines(text):
+        fields = line.split(" ")
         if len(fields) > 4:
-            out.append(fields[4].encode().decode("unicode_escape"))
+            out.append(unescape_octal(fields[4]))
     return out
 
 

@@ -67,6 +67,7 @@ from reconciler.drivers.lxc.tools import (
     parse_names,
     parse_template_comment,
 )
+from reconciler.drivers.text import lines, words
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.model import Domain, canonical
 
@@ -271,8 +272,8 @@ class LxcDriver:
         text = rootfs.read_file(root, "etc/init.d/rcS")
         if text is None:
             return
-        kept = [line for line in text.splitlines() if "udhcpc" not in line]
-        if len(kept) != len(text.splitlines()):
+        kept = [line for line in lines(text) if "udhcpc" not in line]
+        if len(kept) != len(lines(text)):
             rootfs.write_file(root, "etc/init.d/rcS", "\n".join(kept) + "\n")
 
     def _do_define(self, step: Step, name: str) -> None:
@@ -363,7 +364,7 @@ class LxcDriver:
         result = self.tools.run("lxc-start", name, ["-d", "-o", str(log), "-l", "ERROR"],
                                 check=False)
         if result.rc != 0:
-            detail = (self._read_text(log) or result.err or "").strip().splitlines()[-3:]
+            detail = lines((self._read_text(log) or result.err or "").strip())[-3:]
             raise PermanentError(f"lxc-start {name} failed: " + " | ".join(detail))
         if not self.tools.wait(name, "RUNNING", self.start_timeout):
             raise TransientError(f"{step.ref} did not reach RUNNING in "
@@ -502,8 +503,8 @@ class LxcDriver:
         if self._layout is None:
             mounts = self._read_text(Path("/proc/self/mounts")) or ""
             unified = ""
-            for line in mounts.splitlines():
-                parts = line.split()
+            for line in lines(mounts):
+                parts = words(line)
                 if len(parts) > 2 and parts[2] == "cgroup2":
                     unified = self._read_text(Path(parts[1]) / "cgroup.controllers") or ""
                     break

@@ -1,10 +1,13 @@
 """LXC's `key = value` container config: read it as LXC does, rewrite it without losing a line.
 
-LXC parses the file line by line (LXC5 src/lxc/confile.c `parse_line`): whitespace around key
-and value is trimmed, one matching pair of surrounding quotes is removed from the value, `#`
-starts a comment only at the beginning of a line, and lines not starting with `lxc.` are
-ignored. Single-valued keys: the last occurrence wins. List keys (`lxc.mount.entry`,
-`lxc.idmap`, ...) accumulate, and an empty value clears what came before.
+LXC parses the file line by line (LXC5 src/lxc/confile.c `parse_line`, string_utils.c): a
+line ends at LF only, and a NUL ends it early (it is a C string); blanks and tabs before the
+key are skipped; the key and the value lose blanks and tabs at their start and blanks, tabs,
+LF and NUL at their end (not CR, not any other Unicode space); one matching pair of surrounding
+quotes is removed from the value; `#` starts a comment only at the beginning of a line, and
+lines not starting with `lxc.` are ignored. Single-valued keys: the last occurrence wins. List
+keys (`lxc.mount.entry`, `lxc.idmap`, ...) accumulate, and an empty value clears what came
+before.
 
 A rewrite changes only the lines it is asked to change. Comments, blank lines, keys we do not
 model, and their order all survive, so a config edited by hand or written by a template stays
@@ -19,9 +22,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
+from reconciler.drivers.text import lines
 from reconciler.errors import PermanentError
+from reconciler.model.names import BAD_CHARS, describe_char
 
-_KEY_RE = re.compile(r"^lxc\.[A-Za-z0-9_.\-]+$")
+_KEY_RE = re.compile(r"lxc\.[A-Za-z0-9_.\-]+\Z")
 _QUOTES = ("'", '"')
 MAX_CONFIG_BYTES = 1 << 20  # a config larger than 1 MiB is not something a person wrote
 
@@ -35,29 +40,39 @@ class Line(NamedTuple):
     value: str | None = None
 
 
+def _trim(text: str) -> str:
+    """LXC's `lxc_trim_whitespace_in_place`."""
+    return text.lstrip(" \t").rstrip(" \t\n\x00")
+
+
 def parse_value(raw: str) -> str:
     """A value as LXC sees it: trimmed, one matching pair of surrounding quotes removed."""
-    value = raw.strip()
+    value = _trim(raw)
     if len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
         value = value[1:-1]
     return value
 
 
 def parse_line(text: str) -> Line:
-    stripped = text.strip()
+    cut = text.split("\x00", 1)[0]  # C strings end at the first NUL
+    stripped = cut.lstrip(" \t")
     if not stripped.startswith("lxc.") or "=" not in stripped:
         return Line(text)
     key, _, raw = stripped.partition("=")
-    return Line(text, key.strip(), parse_value(raw))
+    return Line(text, _trim(key), parse_value(raw))
 
 
 def check_value(key: str, value: str) -> str:
-    """Refuse what would change the meaning of the file: a newline would start a new key
-    (config injection, e.g. a hook), NUL truncates in C."""
+    """Refuse what would change the meaning of the file: a line break would start a new key
+    (config injection, e.g. a hook), NUL truncates in C, and no control character belongs in
+    a value (the model refuses them all; this is the last line of defence)."""
     if not _KEY_RE.match(key):
         raise PermanentError(f"refusing to write LXC config key {key!r}: not an lxc.* key")
-    if any(c in value for c in "\n\r\x00"):
-        raise PermanentError(f"refusing to write {key}: the value contains a newline or NUL")
+    found = BAD_CHARS.search(value)
+    if found is not None:
+        raise PermanentError(f"refusing to write {key}: the value contains "
+                             f"{describe_char(found.group())}, and a newline or any other "
+                             "control character would change the file's lines")
     return value
 
 
@@ -65,8 +80,8 @@ def format_line(key: str, value: str) -> Line:
     check_value(key, value)
     shown = value
     # LXC trims and unquotes; quote values it would otherwise change on reading
-    if value != value.strip() or (len(value) >= 2 and value[0] == value[-1]
-                                  and value[0] in _QUOTES):
+    if value != _trim(value) or (len(value) >= 2 and value[0] == value[-1]
+                                 and value[0] in _QUOTES):
         shown = f'"{value}"'
     text = f"{key} = {shown}" if shown else f"{key} ="
     return Line(text, key, value)
@@ -105,7 +120,7 @@ class LxcConfig:
         if len(text) > MAX_CONFIG_BYTES:
             raise PermanentError(f"LXC config is {len(text)} bytes; refusing over "
                                  f"{MAX_CONFIG_BYTES}")
-        return cls(parse_line(t) for t in text.splitlines())
+        return cls(parse_line(t) for t in lines(text))
 
     def render(self) -> str:
         return "".join(f"{line.text}\n" for line in self.lines)

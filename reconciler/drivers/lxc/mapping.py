@@ -25,6 +25,7 @@ from typing import Any
 
 from reconciler.drivers.base import flatten
 from reconciler.drivers.lxc.config import LxcConfig
+from reconciler.drivers.text import lines, unescape_octal, words
 from reconciler.errors import PermanentError
 from reconciler.model.units import format_size, parse_size
 
@@ -152,13 +153,13 @@ def fstab_escape(path: str) -> str:
 
 
 def fstab_unescape(text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+    return unescape_octal(text)
 
 
 def mount_to_fs(entry: str, rootfs: str) -> dict[str, Any] | None:
     """One `lxc.mount.entry` as a model filesystem, or None when the model cannot say it
     (proc/sysfs/mqueue, tmpfs without a size, `optional` entries...): those stay as lines."""
-    fields = entry.split()
+    fields = words(entry)
     if len(fields) < 4:
         return None
     source, target, fstype, opts = (fstab_unescape(f) for f in fields[:4])
@@ -298,8 +299,8 @@ def read_interfaces(cfg: LxcConfig) -> list[dict[str, Any]]:
             nic["mac"] = str(cfg.get(p + "hwaddr")).lower()
         if cfg.get(p + "mtu") and not phys:
             nic["mtu"] = _int(cfg.get(p + "mtu"))
-        ips = [a.split()[0] for a in cfg.get_all(p + "ipv4.address") + cfg.get_all(
-            p + "ipv6.address") if a.split()]
+        ips = [words(a)[0] for a in cfg.get_all(p + "ipv4.address") + cfg.get_all(
+            p + "ipv6.address") if words(a)]
         if ips:
             nic["ip"] = ips
         gw4, gw6 = cfg.get(p + "ipv4.gateway"), cfg.get(p + "ipv6.gateway")
@@ -307,7 +308,7 @@ def read_interfaces(cfg: LxcConfig) -> list[dict[str, Any]]:
             nic["gateway"] = gw4 or gw6
         if gw4 and gw6:
             nic["routes"] = [{"address": "::", "prefix": 0, "gateway": gw6}]
-        if "up" not in (cfg.get(p + "flags") or "").split() and not phys:
+        if "up" not in words(cfg.get(p + "flags") or "") and not phys:
             nic["link"] = "down"
         out.append(nic)
     return out
@@ -390,7 +391,7 @@ def _read_cpu(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
     quota = _int(cfg.get("lxc.cgroup.cpu.cfs_quota_us"))
     period = _int(cfg.get("lxc.cgroup.cpu.cfs_period_us"))
     if (ctx.layout.version("cpu") == 2 or quota is None) and cpu_max:
-        parts = cpu_max.split()
+        parts = words(cpu_max)
         quota = None if parts[0] == "max" else _int(parts[0])
         period = _int(parts[1]) if len(parts) > 1 else None
     if quota is not None and quota >= 0:
@@ -403,7 +404,7 @@ def _read_cpu(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
 
 def _read_init(cfg: LxcConfig, spec: dict[str, Any]) -> None:
     init: dict[str, Any] = {}
-    cmd = (cfg.get("lxc.init.cmd") or "").split()
+    cmd = words(cfg.get("lxc.init.cmd") or "")
     if cmd:
         init["cmd"] = cmd[0]
         if cmd[1:]:
@@ -427,7 +428,7 @@ def _read_init(cfg: LxcConfig, spec: dict[str, Any]) -> None:
 def read_idmap(cfg: LxcConfig) -> list[dict[str, Any]]:
     out = []
     for item in cfg.get_all("lxc.idmap"):
-        parts = item.split()
+        parts = words(item)
         if len(parts) != 4 or parts[0] not in ("u", "g") or not all(p.isdigit()
                                                                     for p in parts[1:]):
             continue
@@ -870,8 +871,8 @@ def _str_or_none(value: Any) -> str | None:
 def parse_resolv_conf(text: str) -> dict[str, Any]:
     servers: list[str] = []
     search: list[str] = []
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
+    for line in lines(text):
+        parts = words(line.split("#", 1)[0].split(";", 1)[0])
         if len(parts) >= 2 and parts[0] == "nameserver":
             servers.append(parts[1])
         elif len(parts) >= 2 and parts[0] in ("search", "domain"):

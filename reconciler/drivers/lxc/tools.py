@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.drivers.lxc.mapping import CgroupLayout
+from reconciler.drivers.text import last_line, lines, words
 from reconciler.errors import PermanentError, TransientError
 from reconciler.model.names import NAME_RE
 
@@ -25,12 +26,12 @@ KNOWN_STATES = RUNNING_STATES | {"STOPPED", "STOPPING", "ABORTING"}
 
 def parse_names(text: str) -> set[str]:
     """`lxc-ls -1 [--active]`: one container name per line."""
-    return {line.strip() for line in text.splitlines() if line.strip()}
+    return {line.strip() for line in lines(text) if line.strip()}
 
 
 def parse_info_state(text: str) -> str | None:
     """`lxc-info -sH`: the bare state word (older versions print `State: RUNNING`)."""
-    for line in text.splitlines():
+    for line in lines(text):
         word = line.split(":", 1)[-1].strip()
         if word in KNOWN_STATES:
             return word
@@ -42,15 +43,15 @@ def parse_cgroup_layout(mounts: str, unified_controllers: str = "") -> CgroupLay
     cgroup2 (its cgroup.controllers file)."""
     v1: set[str] = set()
     has_v2 = False
-    for line in mounts.splitlines():
-        parts = line.split()
+    for line in lines(mounts):
+        parts = words(line)
         if len(parts) < 4:
             continue
         if parts[2] == "cgroup":
             v1.update(o for o in parts[3].split(",") if o in _CONTROLLERS)
         elif parts[2] == "cgroup2":
             has_v2 = True
-    v2 = set(unified_controllers.split()) if has_v2 else set()
+    v2 = set(words(unified_controllers.strip("\n"))) if has_v2 else set()
     return CgroupLayout(frozenset(v1), frozenset(v2 - v1))
 
 
@@ -67,13 +68,13 @@ def parse_template_comment(text: str) -> tuple[str | None, tuple[str, ...]]:
     """
     template = None
     options: tuple[str, ...] = ()
-    for line in text.splitlines()[:20]:
+    for line in lines(text)[:20]:
         if line.startswith("# Template used to create this container:"):
             path = line.split(":", 1)[1].strip()
             base = os.path.basename(path)
             template = base[4:] if base.startswith("lxc-") else base or None
         elif line.startswith("# Parameters passed to the template:"):
-            options = tuple(line.split(":", 1)[1].split())
+            options = tuple(words(line.split(":", 1)[1]))
     return template, options
 
 
@@ -88,8 +89,7 @@ class Result:
     err: str
 
     def why(self) -> str:
-        text = (self.err or self.out).strip().splitlines()
-        return text[-1] if text else f"exit status {self.rc}"
+        return last_line(self.err or self.out) or f"exit status {self.rc}"
 
 
 def check_name(name: str) -> str:

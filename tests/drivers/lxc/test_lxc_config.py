@@ -68,7 +68,9 @@ def test_values_that_lxc_would_change_are_quoted() -> None:
     assert again.get("lxc.uts.name") == '"quoted"'
 
 
-@pytest.mark.parametrize("value", ["a\nlxc.hook.pre-start = /bin/evil", "a\rb", "a\x00b"])
+@pytest.mark.parametrize("value", ["a\nlxc.hook.pre-start = /bin/evil", "a\rb", "a\x00b",
+                                   "a\u2028lxc.hook.pre-start = /bin/evil", "a\x85b", "a\x0bb",
+                                   "a\x0cb", "a\x1cb", "a\u2029b", "a\tb"])
 def test_newlines_cannot_inject_keys(value: str) -> None:
     with pytest.raises(PermanentError, match="newline"):
         LxcConfig().set("lxc.environment", value)

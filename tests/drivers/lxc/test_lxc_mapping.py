@@ -319,8 +319,9 @@ _seg = st.text(alphabet=string.ascii_letters + string.digits + " _-.", min_size=
 _path = st.lists(_seg, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 _word = st.text(alphabet=string.ascii_letters + string.digits + "-_=/.:", min_size=1,
                 max_size=10)
+# printable text: the model refuses tabs, line breaks and other control characters
 _env_value = st.text(alphabet=string.printable.replace("\n", "").replace("\r", "")
-                     .replace("\x0b", "").replace("\x0c", ""), max_size=12)
+                     .replace("\x0b", "").replace("\x0c", "").replace("\t", ""), max_size=12)
 
 
 @st.composite
