@@ -46,7 +46,7 @@ from typing import Any  # noqa: E402
 import yaml  # noqa: E402
 from timing import median_time  # noqa: E402
 
-from reconciler.drivers.base import OWNER, Ref, Stamp, Step  # noqa: E402
+from reconciler.drivers.base import OWNER, Stamp, Step  # noqa: E402
 from reconciler.drivers.libvirt import LibvirtDriver, compose  # noqa: E402
 from reconciler.engine import compute_plan  # noqa: E402
 from reconciler.engine.apply import apply_plan  # noqa: E402
@@ -55,6 +55,7 @@ from reconciler.engine.journal import Journal  # noqa: E402
 from reconciler.engine.plan import Settings  # noqa: E402
 from reconciler.log import configure  # noqa: E402
 from reconciler.model import Domain, canonical  # noqa: E402
+from reconciler.model.fields import Ref  # noqa: E402
 from reconciler.specs.loader import load_paths  # noqa: E402
 from reconciler.specs.xml_write import to_xml  # noqa: E402
 

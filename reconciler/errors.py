@@ -12,7 +12,11 @@ ReconcilerError
 
 from __future__ import annotations
 
+import errno
+import subprocess
 from dataclasses import dataclass
+
+from reconciler.text import printable
 
 
 class ReconcilerError(Exception):
@@ -47,8 +51,8 @@ class SpecError(ReconcilerError):
         return SpecError(self.message, location)
 
     def __str__(self) -> str:
-        where = str(self.location) if self.location else "<spec>:1:1"
-        return f"{where}: error: {self.message}"
+        where = printable(self.location) if self.location else "<spec>:1:1"
+        return f"{where}: error: {printable(self.message)}"
 
 
 class ConfigError(ReconcilerError):
@@ -77,3 +81,26 @@ class TransientError(DriverError):
 
 class PermanentError(DriverError):
     """A failure that retrying will not fix."""
+
+
+# failures of the file system or a tool that a later try can get past
+_TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.EINTR,
+                               errno.ENOBUFS, errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE,
+                               errno.ETXTBSY})
+
+
+def as_driver_error(exc: BaseException, what: str) -> DriverError:
+    """The one mapping of the file system's and the tools' errors into ours: busy, timed out
+    and interrupted are transient; everything else is permanent."""
+    if isinstance(exc, DriverError):
+        return exc
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return TransientError(f"{what}: {exc.cmd!r} did not finish in {exc.timeout:.0f} s",
+                              delay=2.0)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        message = f"{what}: {exc.strerror or exc}{where}"
+        if exc.errno in _TRANSIENT_ERRNOS:
+            return TransientError(message)
+        return PermanentError(message)
+    return PermanentError(f"{what}: {exc}")

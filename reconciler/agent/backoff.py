@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.drivers.base import Ref
+from reconciler.model.fields import Ref
 
 
 @dataclass

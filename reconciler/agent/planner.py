@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.drivers.base import LiveObject, Ref, Stamp
+from reconciler.drivers.base import LiveObject, Stamp
 from reconciler.engine import compute_plan
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.plan import Plan, Settings
 from reconciler.model import Profile
+from reconciler.model.fields import Ref
 from reconciler.specs.loader import Entry, SpecSet
 
 Observed = dict[Ref, tuple[str, LiveObject]]

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.drivers.base import Ref
 from reconciler.model import Domain, Profile
-from reconciler.specs.files import Loaded, load_bytes, load_file
+from reconciler.model.fields import Ref
+from reconciler.specs.files import Loaded, load_bytes, read_spec
 from reconciler.specs.loader import Entry, SpecSet, check_set, spec_files
-from reconciler.specs.xmlsafe import MAX_SPEC_BYTES
 
 from .watch import FileKey, file_key
 
@@ -94,37 +93,39 @@ class SpecStore:
 
     def read(self, name: str, real: dict[str, str | None] | None = None) -> FileRead:
         """Read one file through its root's current real directory."""
-        path = self._real_path(name, real)
+        path, where = self._real_path(name, real)
         before = file_key(path) if path else None
         if path is None or before is None:
             return FileRead(name, None, None)
         cached = self.files.get(name)
         if cached is not None and cached[0] == before:
             return FileRead(name, before, cached[1])
-        loaded = self._load(path, name, before, cached[1] if cached else None)
+        loaded = self._load(path, name, cached[1] if cached else None,
+                            where if where is not None and os.path.isdir(where) else None)
         after = file_key(path)
         if after is None:
             return FileRead(name, None, None)
         return FileRead(name, after, loaded, stable=after == before)
 
     @staticmethod
-    def _load(path: str, name: str, key: FileKey, previous: Loaded | None) -> Loaded:
-        if key[0] > MAX_SPEC_BYTES:
-            return load_file(Path(path), name)  # its own message for the size limit
-        try:
-            data = Path(path).read_bytes()
-        except OSError:
-            return load_file(Path(path), name)
+    def _load(path: str, name: str, previous: Loaded | None, root: str | None) -> Loaded:
+        """The file read as the loader reads it (regular files only, no blocking, links only
+        inside `root`), parsed unless its bytes are the ones parsed before."""
+        data = read_spec(path, name, root)
+        if isinstance(data, Loaded):
+            return data
         if previous is not None and previous.digest == hashlib.sha256(data).hexdigest():
             return previous  # same bytes behind a new inode (a checkout): no reparse
         return load_bytes(data, name)
 
-    def _real_path(self, name: str, real: dict[str, str | None] | None) -> str | None:
+    def _real_path(self, name: str, real: dict[str, str | None] | None
+                   ) -> tuple[str | None, str | None]:
+        """(the file's path through its root's real directory, that directory)."""
         for root in self.roots:
             if name == root or name.startswith(root + os.sep):
                 where = root if real is None else real.get(root, root)
-                return None if where is None else where + name[len(root):]
-        return None
+                return (None, None) if where is None else (where + name[len(root):], where)
+        return None, None
 
     def load_all(self, stop: Callable[[], bool] | None = None) -> Update:
         """Startup: read every file (unchanged ones are kept from the cache)."""

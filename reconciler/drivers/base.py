@@ -1,15 +1,21 @@
 """The driver contract: small, like an HTTP transport. A driver knows one technology and
-nothing of plans.
+nothing of plans. Every member a driver may have is declared here; what a driver can do is
+data (`Capabilities`), never found by looking for an attribute.
 
-    observe()              -> every object it manages on the host, in the model's canonical form
-    update_class(obj, f, old, new) -> how a change of field `f` can be made: live, restart or
-                           recreate (old/new let a driver tell a mount change from a new root)
-    execute(step)          -> one step: provision, define, update, start, stop, undefine, purge
-    events()               -> optional: host changes as they happen (names of objects to recheck)
-    provisions(spec)       -> optional: False when a new object of this spec has nothing to be
-                           built before its define (no provision step is planned); default True
-    prepare_observe()      -> optional: start what the next observe() will wait for (a tool, a
-                           daemon call), so it runs while the engine loads the spec files
+    observe()            every object it manages on the host, in the model's canonical form
+    prepare_observe()    start what the next observe() will wait for (a tool, a daemon call),
+                         so it runs while the engine loads the spec files (capability)
+    technology(k, t)     the rules (`reconciler.rules`) for objects of kind k and type t
+    check(k, t, spec)    what of a desired spec it cannot realize, as refusals (plan time:
+                         the plan refuses the object; apply never attempts it)
+    update_class(...)    how a change of one field is made: live, restart or recreate
+    provisions(k, t, s)  whether a new object of spec s is built before its define
+    erases(live)         the host paths a purge of that object erases (the plan shows them)
+    handlers()           the step table: (object kind, step kind) -> the function that runs it
+    execute(step)        one step through the table, with errors mapped at one boundary
+    events(stop)         host changes as they happen: refs to recheck (capability)
+    import_specs(...)    specs for what the host runs, adopting them (capability)
+    close()
 
 Specs cross this boundary as canonical dicts (`reconciler.model.canonical`), the same form the
 driver stores as the last-applied spec, so comparing desired, last-applied and live is comparing
@@ -20,31 +26,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal
 
-UpdateClass = Literal["live", "restart", "recreate"]
+from reconciler.errors import DriverError, PermanentError, as_driver_error
+from reconciler.model.fields import Ref, concealed, flatten
+from reconciler.rules import Refusal, Technology, UpdateClass, update_class
+
 StepKind = Literal["provision", "define", "update", "start", "stop", "undefine", "purge"]
 STEP_KINDS: tuple[StepKind, ...] = ("provision", "define", "update", "start", "stop", "undefine",
                                     "purge")
 OWNER = "reconciler"
-
-# Fields that steer the engine, not the host: changing one only rewrites the stored stamp.
-POLICY_FIELDS = frozenset({"state", "protect", "removal", "allow_replace", "depends_on", "hosts",
-                           "profile", "title", "description"})
-
-
-class Ref(NamedTuple):
-    """An object's identity. A tuple, so hashing and comparing it (done for every object in
-    every plan) runs in C."""
-
-    kind: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind.lower()}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,9 @@ class Stamp:
     def from_json(cls, data: Any) -> Stamp | None:
         if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
             return None
-        return cls(str(data.get("owner", "")), data.get("source"), data["spec"])
+        source = data.get("source")
+        return cls(str(data.get("owner", "")), source if isinstance(source, str) else None,
+                   data["spec"])
 
 
 @dataclass(frozen=True)
@@ -122,72 +121,127 @@ class Step:
     driver: str = ""
 
     def stamp(self) -> Stamp:
-        assert self.spec is not None
+        if self.spec is None:
+            raise PermanentError(f"{self.id}: step has no spec")
         return Stamp(OWNER, self.source, self.spec)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, secrets: bool = False) -> dict[str, Any]:
+        """As data; secret values in the spec as digests unless `secrets` (a saved plan
+        needs them to be applied later)."""
         return {"id": self.id, "kind": self.kind, "object": str(self.ref),
-                "ref": [self.ref.kind, self.ref.name], "type": self.type, "spec": self.spec,
+                "ref": [self.ref.kind, self.ref.name], "type": self.type,
+                "spec": self.spec if secrets else concealed(self.spec),
                 "source": self.source, "fields": list(self.fields), "live": self.live,
                 "reason": self.reason, "deps": list(self.deps), "driver": self.driver}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Step:
-        return cls(id=data["id"], kind=data["kind"], ref=Ref(*data["ref"]), type=data["type"],
+        kind = data["kind"]
+        if kind not in STEP_KINDS:
+            raise ValueError(f"unknown step kind {kind!r}")
+        return cls(id=data["id"], kind=kind, ref=Ref(*data["ref"]), type=data["type"],
                    spec=data.get("spec"), source=data.get("source"),
                    fields=tuple(data.get("fields", ())), live=bool(data.get("live")),
                    reason=data.get("reason", ""), deps=tuple(data.get("deps", ())),
                    driver=data.get("driver", ""))
 
 
-@runtime_checkable
-class Driver(Protocol):
-    name: str
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver can do beyond the required members, as data."""
+
+    events: bool = False            # events() reports host changes as they happen
+    imports: bool = False           # import_specs() writes specs for what the host runs
+    prepares_observe: bool = False  # prepare_observe() starts the next observe early
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What `import_specs` found: the specs (adopted unless told not to), and the objects it
+    left out with why."""
+
+    specs: list[dict[str, Any]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+Handler = Callable[[Step], None]
+
+
+class Driver(ABC):
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
     #: domain types this driver runs; "network" when it manages virtual networks
     types: frozenset[str]
 
+    # ------------------------------------------------------------------ reading
+    @abstractmethod
     def observe(self) -> list[LiveObject]: ...
 
+    def prepare_observe(self) -> None:
+        return None
+
+    # ------------------------------------------------------------------ rules
+    @abstractmethod
+    def technology(self, kind: str, dtype: str) -> Technology: ...
+
+    def check(self, kind: str, dtype: str, spec: dict[str, Any]) -> list[Refusal]:
+        return self.technology(kind, dtype).refusals(spec)
+
     def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
-                     new: Any = None) -> UpdateClass: ...
+                     new: Any = None) -> UpdateClass:
+        return update_class(self.technology(ref.kind, type), field, old, new)
 
-    def execute(self, step: Step) -> None: ...
+    def provisions(self, kind: str, dtype: str, spec: dict[str, Any]) -> bool:
+        return self.technology(kind, dtype).provisions(spec)
 
-    def close(self) -> None: ...
+    def erases(self, live: LiveObject) -> tuple[str, ...]:
+        """Host paths a purge of `live` erases (nothing by default)."""
+        return ()
+
+    # ------------------------------------------------------------------ writing
+    @abstractmethod
+    def handlers(self) -> Mapping[tuple[str, StepKind], Handler]:
+        """(object kind, step kind) -> the function that runs that step."""
+
+    @cached_property
+    def _handlers(self) -> dict[tuple[str, StepKind], Handler]:
+        return dict(self.handlers())
+
+    def execute(self, step: Step) -> None:
+        """Run one step. Every failure leaves as a DriverError: the file system's and the
+        tools' errors are mapped here, once, to transient (worth retrying) or permanent."""
+        handler = self._handlers.get((step.ref.kind, step.kind))
+        if handler is None:
+            raise PermanentError(f"the {self.name} driver cannot {step.kind} a "
+                                 f"{step.ref.kind.lower()} ({step.ref})")
+        try:
+            handler(step)
+        except DriverError:
+            raise
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise as_driver_error(exc, f"{step.kind} {step.ref}") from None
+
+    # ------------------------------------------------------------------ capabilities
+    def events(self, stop: threading.Event) -> Iterator[Ref]:
+        raise NotImplementedError(f"the {self.name} driver reports no events")
+
+    def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,
+                     out: str | None = None, format: str = "yaml") -> ImportResult:
+        raise NotImplementedError(f"the {self.name} driver cannot import")
+
+    def close(self) -> None:
+        return None
 
 
-class EventSource(Protocol):
-    def events(self, stop: Any) -> Iterator[Ref]: ...
+def observe(driver: Driver) -> list[LiveObject]:
+    """`driver.observe()` with the file system's and the tools' errors mapped, as for steps."""
+    try:
+        return driver.observe()
+    except DriverError:
+        raise
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise as_driver_error(exc, f"observe ({driver.name})") from None
 
 
-def prepare_observe(driver: Driver) -> None:
-    """Let `driver` start its next observe's slow outside part, if it has one."""
-    prepare = getattr(driver, "prepare_observe", None)
-    if prepare is not None:
-        prepare()
-
-
-def provisions(driver: Driver, spec: dict[str, Any]) -> bool:
-    """Whether creating `spec` through `driver` needs a provision step (see the contract)."""
-    ask = getattr(driver, "provisions", None)
-    return True if ask is None else bool(ask(spec))
-
-
-def flatten(spec: dict[str, Any]) -> dict[str, Any]:
-    """Nested settings one level down (`cpu.shares`), so update classes can be per setting."""
-    out: dict[str, Any] = {}
-    for key, value in spec.items():
-        if key in NESTED and isinstance(value, dict):
-            for sub, inner in value.items():
-                out[f"{key}.{sub}"] = inner
-        else:
-            out[key] = value
-    return out
-
-
-def root_of(filesystems: Any) -> Any:
-    """The filesystem mounted at `/` in a canonical `filesystems` list (None if none)."""
-    return next((fs for fs in filesystems or () if fs.get("target") == "/"), None)
-
-
-NESTED = frozenset({"cpu", "memtune", "quota", "scheduler", "dns", "init", "console", "os"})
+__all__ = ["OWNER", "STEP_KINDS", "Capabilities", "Driver", "Handler", "ImportResult",
+           "LiveObject", "Stamp", "Step", "StepKind", "observe"]

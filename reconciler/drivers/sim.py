@@ -1,8 +1,10 @@
 """`sim`: a simulated host kept in a state directory, for demos, plan previews and tests.
 
-It follows each technology's rules so plans look like real ones (which changes apply live,
-which need a restart, which recreate), allocates ids the way OpenVZ and Linux-VServer number
-guests, keeps "data" per domain (so undefine and purge differ visibly) and can inject faults.
+For each domain type it follows the rules (`reconciler.rules`) of the real driver it imitates,
+the very tables that driver reads, so a plan on `sim` is the plan the real host would get: what
+applies live, what needs a restart, what recreates, and what the technology cannot do at all
+(refused). It allocates ids the way OpenVZ and Linux-VServer number guests, keeps "data" per
+domain (so undefine and purge differ visibly) and can inject faults.
 
 Layout under STATE/sim/:
     objects/<Kind>/<name>.json   one object: run state, live config, our stamp (atomic writes)
@@ -18,46 +20,24 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.drivers.base import (
-    POLICY_FIELDS,
+    Driver,
+    Handler,
     LiveObject,
-    Ref,
     Stamp,
     Step,
-    UpdateClass,
-    root_of,
+    StepKind,
 )
-from reconciler.errors import PermanentError, TransientError
-
-# Per technology: settings that apply to a running guest, and those that mean a new guest.
-_LIVE = {
-    # vzctl set pushes nearly everything into a running CT (reference §1.7)
-    "openvz": {"memory", "memtune.*", "cpu.*", "limits", "quota.space", "quota.inodes",
-               "quota.time", "interfaces", "hostname", "dns.*", "autostart", "start_order"},
-    # cgroup limits through lxc-cgroup; lxc-autostart alone reads start.* (reference §3.6)
-    "lxc": {"memory", "memtune.*", "cpu.shares", "cpu.quota", "cpu.period", "cpu.cpuset",
-            "autostart", "start_order"},
-    # util-vserver reads config at start; vsched/vuname/naddress push a few live (§2.6)
-    "vserver": {"scheduler.*", "hostname", "autostart", "start_order", "interfaces"},
-    # libvirt: balloon memory, memtune and cputune shares on a running domain
-    "libvirt": {"current_memory", "memtune.*", "cpu.shares", "cpu.period", "cpu.quota",
-                "autostart"},
-    "network": {"autostart"},
-}
-_RECREATE = {
-    "openvz": {"id", "filesystems", "type", "uuid"},
-    "lxc": {"filesystems", "type", "idmap"},
-    "vserver": {"id", "filesystems", "type"},
-    "libvirt": {"type", "uuid"},
-    "network": {"uuid"},
-}
-_ID_BASE = {"openvz": 101, "vserver": 2}
+from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.model.fields import Ref, root_of
+from reconciler.rules import Technology, technology
+from reconciler.rules.registry import DEFAULT_IMITATION
 
 
 @dataclass(frozen=True)
@@ -72,27 +52,42 @@ class Fault:
     times: int | None = None  # stop after this many hits (counted in faults.json)
 
 
-def _family(dtype: str) -> str:
-    if dtype in ("openvz", "lxc", "vserver", "network"):
-        return dtype
-    return "libvirt"
+class SimDriver(Driver):
+    """Options (agent config `drivers: {sim: {...}}`): `imitate`, a map from domain type (or
+    "network") to the technology whose rules `sim` follows for it (`reconciler.rules`; by
+    default the driver the shipped agent config runs it with), and `latency` (seconds added
+    to every step)."""
 
-
-def _matches(field: str, patterns: set[str]) -> bool:
-    return field in patterns or any(p.endswith(".*") and field.startswith(p[:-1])
-                                    for p in patterns)
-
-
-class SimDriver:
     name = "sim"
-    types = frozenset({"lxc", "openvz", "vserver", "vz", "kvm", "qemu", "test", "xen", "network"})
+    types = frozenset(DEFAULT_IMITATION)
 
-    def __init__(self, state_dir: str | Path, latency: float = 0.0) -> None:
+    def __init__(self, state_dir: str | Path, latency: float = 0.0,
+                 imitate: dict[str, str] | None = None, **unknown: Any) -> None:
+        if unknown:
+            raise ConfigError(f"sim: unknown driver options {sorted(unknown)}; valid: imitate, "
+                              "latency")
         self.root = Path(state_dir) / "sim"
-        self.latency = latency
-        (self.root / "objects" / "Domain").mkdir(parents=True, exist_ok=True)
-        (self.root / "objects" / "Network").mkdir(parents=True, exist_ok=True)
-        (self.root / "data").mkdir(exist_ok=True)
+        self.latency = float(latency)
+        self.imitation: dict[str, Technology] = {
+            key: technology(DEFAULT_IMITATION[key]) for key in DEFAULT_IMITATION}
+        for key, name in (imitate or {}).items():
+            if key not in DEFAULT_IMITATION:
+                raise ConfigError(f"sim: imitate: unknown domain type {key!r}; valid: "
+                                  f"{', '.join(DEFAULT_IMITATION)}")
+            tech = technology(str(name))
+            if key not in tech.types:
+                raise ConfigError(f"sim: imitate: {key} guests cannot run on {name} (it runs "
+                                  f"{', '.join(sorted(tech.types))})")
+            self.imitation[key] = tech
+        for sub in ("objects/Domain", "objects/Network", "data"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def technology(self, kind: str, dtype: str) -> Technology:
+        return self.imitation["network" if kind == "Network" else dtype]
+
+    def erases(self, live: LiveObject) -> tuple[str, ...]:
+        data = self.root / "data" / live.ref.name
+        return (str(data),) if live.ref.kind == "Domain" and data.is_dir() else ()
 
     # ----------------------------------------------------------------- reading
     def observe(self) -> list[LiveObject]:
@@ -125,35 +120,31 @@ class SimDriver:
             return None
         return data if isinstance(data, dict) else None
 
-    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
-                     new: Any = None) -> UpdateClass:
-        family = _family("network" if ref.kind == "Network" else type)
-        if field in POLICY_FIELDS:
-            return "live"
-        if field == "filesystems" and root_of(old) == root_of(new) and (old or new):
-            return "live" if family == "openvz" else "restart"  # mounts only, same root
-        if _matches(field, _RECREATE[family]):
-            return "recreate"
-        if _matches(field, _LIVE[family]):
-            return "live"
-        return "restart"
-
     # ----------------------------------------------------------------- writing
-    def execute(self, step: Step) -> None:
-        self._inject(step)
-        if self.latency:
-            time.sleep(self.latency)
-        path = self._path(step.ref)
-        with self._locked():
-            record = self._read(path)
-            getattr(self, f"_do_{step.kind}")(step, path, record)
+    def handlers(self) -> dict[tuple[str, StepKind], Handler]:
+        kinds: dict[StepKind, Callable[[Step, Path, dict[str, Any] | None], None]] = {
+            "provision": self._do_provision, "define": self._do_define,
+            "update": self._do_update, "start": self._do_start, "stop": self._do_stop,
+            "undefine": self._do_undefine, "purge": self._do_purge}
+        return {(kind, step): self._locked_step(run) for kind in ("Domain", "Network")
+                for step, run in kinds.items()}
+
+    def _locked_step(self, run: Callable[[Step, Path, dict[str, Any] | None], None]) -> Handler:
+        """A step as the simulated host runs it: faults first, then under the state lock."""
+        def handler(step: Step) -> None:
+            self._inject(step)
+            if self.latency:
+                time.sleep(self.latency)
+            path = self._path(step.ref)
+            with self._locked():
+                run(step, path, self._read(path))
+        return handler
 
     def _do_provision(self, step: Step, path: Path, record: dict[str, Any] | None) -> None:
         data = self.root / "data" / step.ref.name
         if not data.is_dir():
             data.mkdir(parents=True)
-            root: dict[str, Any] = next((fs for fs in (step.spec or {}).get("filesystems", ())
-                                         if fs.get("target") == "/"), {})
+            root: dict[str, Any] = root_of((step.spec or {}).get("filesystems")) or {}
             (data / "ROOT").write_text(json.dumps(root) + "\n")
 
     def _do_define(self, step: Step, path: Path, record: dict[str, Any] | None) -> None:
@@ -162,7 +153,7 @@ class SimDriver:
         if step.ref.kind == "Domain":
             if record is not None and "id" in record.get("config", {}) and "id" not in config:
                 config["id"] = record["config"]["id"]
-            elif "id" not in config and step.type in _ID_BASE:
+            elif "id" not in config and self.technology("Domain", step.type).first_id:
                 config["id"] = self._next_id(step.type)
         new = {"name": step.ref.name, "type": step.type,
                "running": bool(record and record.get("running")),
@@ -188,8 +179,7 @@ class SimDriver:
             raise PermanentError(f"{step.ref} is not defined")
         if step.ref.kind == "Domain" and running and not (self.root / "data" /
                                                           step.ref.name).is_dir():
-            root = next((fs for fs in record.get("config", {}).get("filesystems", ())
-                         if fs.get("target") == "/"), None)
+            root = root_of(record.get("config", {}).get("filesystems"))
             if root is not None and root.get("type") == "template":
                 raise PermanentError(f"{step.ref} has no root filesystem (not provisioned)")
         if bool(record.get("running")) != running:
@@ -221,7 +211,7 @@ class SimDriver:
             record = self._read(Path(entry.path))
             if record and record.get("type") == dtype:
                 used.add(record.get("config", {}).get("id"))
-        candidate = _ID_BASE[dtype]
+        candidate = self.technology("Domain", dtype).first_id or 1
         while candidate in used:
             candidate += 1
         return candidate
@@ -291,5 +281,3 @@ class SimDriver:
             record["config"] = {**record.get("config", {}), **config}
             self._write(path, record)
 
-    def close(self) -> None:
-        return None

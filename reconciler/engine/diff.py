@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reconciler.drivers.base import POLICY_FIELDS, Driver, LiveObject, Ref, UpdateClass
+from reconciler.drivers.base import Driver, LiveObject
+from reconciler.model.fields import POLICY_FIELDS, Ref, conceal
+from reconciler.rules import UpdateClass
 
 Origin = Literal["spec", "drift"]
 # Identity is never a change, and run state is planned on its own.
@@ -23,8 +25,11 @@ class FieldChange:
     update: UpdateClass
     origin: Origin
 
-    def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "old": self.old, "new": self.new, "class": self.update,
+    def to_json(self, secrets: bool = False) -> dict[str, Any]:
+        """As data; secret values (environment) as digests unless `secrets`."""
+        old, new = (self.old, self.new) if secrets else (conceal(self.field, self.old),
+                                                         conceal(self.field, self.new))
+        return {"field": self.field, "old": old, "new": new, "class": self.update,
                 "origin": self.origin}
 
 
@@ -65,6 +70,16 @@ def worst(changes: tuple[FieldChange, ...]) -> UpdateClass | None:
     return "live" if changes else None
 
 
-def referenced_networks(spec: dict[str, Any]) -> set[Ref]:
-    return {Ref("Network", nic["source"]) for nic in spec.get("interfaces", ())
-            if nic.get("type") == "network" and nic.get("source")}
+def referenced_networks(spec: dict[str, Any], bridges: dict[str, Ref] | None = None
+                        ) -> set[Ref]:
+    """The networks a domain's NICs use: by name (`type: network`), or through the bridge a
+    network makes (`type: bridge` on a bridge named in a Network spec, `bridges`), as an LXC
+    container joins a libvirt network."""
+    out = set()
+    for nic in spec.get("interfaces", ()):
+        source = nic.get("source")
+        if nic.get("type") == "network" and source:
+            out.add(Ref("Network", source))
+        elif nic.get("type") == "bridge" and bridges and source in bridges:
+            out.add(bridges[source])
+    return out

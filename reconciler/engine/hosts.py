@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reconciler.drivers.base import Driver, LiveObject, Ref, prepare_observe
+from reconciler.drivers.base import Driver, LiveObject, observe
 from reconciler.errors import ConfigError
+from reconciler.model.fields import Ref
 
 
 @dataclass
@@ -30,7 +31,8 @@ class Hosts:
 
     def prepare_observe(self) -> None:
         for driver in self.drivers.values():
-            prepare_observe(driver)
+            if driver.capabilities.prepares_observe:
+                driver.prepare_observe()
 
     def observe(self) -> dict[Ref, tuple[str, LiveObject]]:
         """Every managed object on the host, with the driver that reported it.
@@ -39,7 +41,7 @@ class Hosts:
         to whatever runs that technology, not to this routing."""
         seen: dict[Ref, tuple[str, LiveObject]] = {}
         for name, driver in self.drivers.items():
-            for obj in driver.observe():
+            for obj in observe(driver):
                 if self.driver_name_for(obj.ref.kind, obj.type) == name:
                     seen[obj.ref] = (name, obj)
         return seen

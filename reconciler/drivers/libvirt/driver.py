@@ -29,13 +29,14 @@ from lxml import etree
 
 from reconciler.drivers.base import (
     OWNER,
-    POLICY_FIELDS,
+    Capabilities,
+    Driver,
+    Handler,
+    ImportResult,
     LiveObject,
-    Ref,
     Stamp,
     Step,
-    UpdateClass,
-    root_of,
+    StepKind,
 )
 from reconciler.drivers.libvirt import compose, normalize, storage
 from reconciler.drivers.libvirt.connection import (
@@ -50,25 +51,12 @@ from reconciler.drivers.libvirt.events import Stop, watch
 from reconciler.drivers.libvirt.parse import Parsed, parse_domain, parse_network
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.model import Domain, Network, canonical
+from reconciler.model.fields import POLICY_FIELDS, Ref
 from reconciler.model.units import parse_size, to_kib
+from reconciler.rules import Refusal, Technology, matches
+from reconciler.rules.libvirt import LIBVIRT, NETWORK
 from reconciler.specs.xmlsafe import parse_xml
 
-# settings a running domain takes without a restart, per hypervisor (flattened field names).
-# LXC does not enforce the vCPU count (cpu.cpuset pins, cputune limits): a new count only
-# needs the definition. QEMU's <vcpu> is the maximum, which no running guest can change.
-_LIVE = {
-    "lxc": {"current_memory", "memtune.hard_limit", "memtune.soft_limit",
-            "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota", "cpu.count"},
-    "qemu": {"current_memory", "memtune.hard_limit", "memtune.soft_limit",
-             "memtune.swap_hard_limit", "cpu.shares", "cpu.period", "cpu.quota"},
-    "test": {"current_memory"},
-    "openvz": {"memtune.hard_limit", "memtune.soft_limit", "memtune.min_guarantee"},
-    "vz": {"current_memory"},
-    "xen": {"current_memory"},
-}
-# fields libvirt has no element for: kept only in our metadata, so changing one is a define
-_METADATA_ONLY = ("autostart", "start_order", "hostname", "id", "limits", "scheduler", "dns")
-_RECREATE = {"uuid", "type"}
 _SCHED = {"cpu.shares": ("cpu_shares", 1024), "cpu.period": ("vcpu_period", 100000),
           "cpu.quota": ("vcpu_quota", -1)}
 _UNLIMITED_KIB = 9007199254740991  # VIR_DOMAIN_MEMORY_PARAM_UNLIMITED
@@ -87,8 +75,9 @@ class _Seen:
     id: int | None = None  # a running domain's id (LXC: its controller's pid)
 
 
-class LibvirtDriver:
+class LibvirtDriver(Driver):
     name = "libvirt"
+    capabilities = Capabilities(events=True, imports=True)
 
     def __init__(self, state_dir: str | Path, uri: str | None = None,
                  stop_timeout: float = 30.0, reconnect_timeout: float = 10.0,
@@ -103,6 +92,7 @@ class LibvirtDriver:
             raise ConfigError("libvirt: stop_timeout and reconnect_timeout are seconds") from None
         self.match = match
         self.roots = Path(state_dir) / "libvirt" / "roots"
+        self.ledger = storage.Ledger(state_dir, self.uri)
         self.conn = Connection(self.uri, self.reconnect_timeout)
         self.lv = self.conn.lv
         self._seen: dict[Ref, _Seen] = {}
@@ -210,12 +200,6 @@ class LibvirtDriver:
         self._seen, self._known, self._cache = seen, set(seen), cache
         return out
 
-    def provisions(self, spec: dict[str, Any]) -> bool:
-        """Only template roots are built before a define (OpenVZ builds its own): a domain
-        without one gets no provision step."""
-        return self.scheme not in ("openvz", "vz") and any(
-            fs.get("type") == "template" for fs in spec.get("filesystems", ()))
-
     def _read_all(self, domains: list[Any], flag: int) -> list[str | None]:
         """Each domain's XML (None where the read failed), over a few threads: libvirt-python
         lets go of the GIL while it waits for the daemon, so the round trips overlap."""
@@ -258,11 +242,11 @@ class LibvirtDriver:
         out.append(live)
 
     def _data(self, ref: Ref, parsed: Parsed) -> bool:
-        """Does the storage the object owns still exist (True when it owns none)?"""
+        """Does the storage built for the object still exist (True when none was built)?"""
         if ref.kind != "Domain" or parsed.stamp is None:
             return True
-        owned = storage.owned_sources(parsed.stamp.spec, self.roots, ref.name)
-        return any(os.path.exists(p) for p in owned) if owned else True
+        built = self.ledger.built(ref.name)
+        return any(os.path.exists(b.path) for b in built) if built else True
 
     def _network_xml(self, net: Any) -> str:
         """The persistent definition; hypervisors without the INACTIVE flag (the test driver)
@@ -317,28 +301,44 @@ class LibvirtDriver:
         return LiveObject(ref=ref, type=dtype, state=state, spec=full, stamp=stamp,
                           data=self._data(ref, parsed), extra=extra)
 
-    # ------------------------------------------------------------------ update classes
-    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
-                     new: Any = None) -> UpdateClass:
-        if field in POLICY_FIELDS or field in _METADATA_ONLY or \
-                field.split(".", 1)[0] in _METADATA_ONLY:
-            return "live"
-        if field in _RECREATE:
-            return "recreate"
-        if field == "filesystems":
-            # mounts change at the next start; a root the driver builds (template) is the
-            # guest's own storage: another one is another guest
-            old_root, new_root = root_of(old), root_of(new)
-            owned = any((r or {}).get("type") == "template" for r in (old_root, new_root))
-            return "recreate" if owned and old_root != new_root else "restart"
-        if ref.kind == "Domain" and field in _LIVE.get(self.scheme, ()):
-            return "live"
-        return "restart"
+    # ------------------------------------------------------------------ rules
+    def technology(self, kind: str, dtype: str) -> Technology:
+        return NETWORK if kind == "Network" else LIBVIRT[self.scheme]
+
+    def check(self, kind: str, dtype: str, spec: dict[str, Any]) -> list[Refusal]:
+        """The technology's refusals, and for a domain not on the host yet, a template root
+        whose directory exists but was not built by us (it would never be taken over)."""
+        out = super().check(kind, dtype, spec)
+        ref = Ref(kind, str(spec.get("name")))
+        if kind == "Domain" and self.technology(kind, dtype).builds != "none" and \
+                self._known is not None and ref not in self._known:
+            for index, path in enumerate(storage.owned_sources(spec, self.roots, ref.name)):
+                if os.path.lexists(path) and not self.ledger.holds(ref.name, path):
+                    out.append(Refusal(f"filesystems.{index}.source", f"{path} already exists "
+                                       "and was not built by reconciler; an existing directory "
+                                       "is never taken over (move it away, or mount it)"))
+        return out
+
+    def erases(self, live: LiveObject) -> tuple[str, ...]:
+        return tuple(self.ledger.erasable(live.ref.name)) if live.ref.kind == "Domain" else ()
 
     # ------------------------------------------------------------------ execute
-    def execute(self, step: Step) -> None:
-        kind = "domain" if step.ref.kind == "Domain" else "network"
-        getattr(self, f"_{kind}_{step.kind}")(step)
+    def handlers(self) -> dict[tuple[str, StepKind], Handler]:
+        return {
+            ("Domain", "provision"): self._domain_provision,
+            ("Domain", "define"): self._domain_define,
+            ("Domain", "update"): self._domain_update,
+            ("Domain", "start"): self._domain_start,
+            ("Domain", "stop"): self._domain_stop,
+            ("Domain", "undefine"): self._domain_undefine,
+            ("Domain", "purge"): self._domain_purge,
+            ("Network", "define"): self._network_define,
+            ("Network", "update"): self._network_update,
+            ("Network", "start"): self._network_start,
+            ("Network", "stop"): self._network_stop,
+            ("Network", "undefine"): self._network_undefine,
+            ("Network", "purge"): self._network_undefine,  # a network owns no storage
+        }
 
     def _existing(self, ref: Ref) -> tuple[str | None, bool | None]:
         """(inactive XML, autostart) of `ref` now: from the last observe when it saw it (or
@@ -401,7 +401,7 @@ class LibvirtDriver:
         assert step.spec is not None
         if self.scheme in ("openvz", "vz"):
             return  # the hypervisor builds template roots itself
-        storage.provision(step.spec, self.roots, step.ref.name)
+        storage.provision(step.spec, self.roots, step.ref.name, self.ledger)
 
     def _domain_define(self, step: Step) -> None:
         translate = self.scheme not in ("openvz", "vz")
@@ -427,6 +427,7 @@ class LibvirtDriver:
         if not self._on(step.ref, "state", lambda d: d.isActive()):
             return
         live_flag = lv.VIR_DOMAIN_AFFECT_LIVE
+        live = LIBVIRT[self.scheme].live
         memtune: dict[str, int] = {}
         sched: dict[str, int] = {}
         for field in step.fields:
@@ -434,11 +435,11 @@ class LibvirtDriver:
                 size = spec.get("current_memory") or spec.get("memory")
                 if size is not None:
                     self._set_memory(step.ref, to_kib(parse_size(size)))
-            elif field.startswith("memtune.") and field in _LIVE.get(self.scheme, ()):
+            elif field.startswith("memtune.") and matches(field, live):
                 key = field.split(".", 1)[1]
                 value = (spec.get("memtune") or {}).get(key)
                 memtune[key] = to_kib(parse_size(value)) if value is not None else _UNLIMITED_KIB
-            elif field in _SCHED and field in _LIVE.get(self.scheme, ()):
+            elif field in _SCHED and matches(field, live):
                 param, default = _SCHED[field]
                 value = (spec.get("cpu") or {}).get(field.split(".", 1)[1])
                 sched[param] = int(value) if value is not None else default
@@ -514,24 +515,15 @@ class LibvirtDriver:
         self._gone(step.ref)
 
     def _domain_purge(self, step: Step) -> None:
-        entry = self._seen.get(step.ref)
-        if entry is None:
-            xml, _ = self._fetch(step.ref)
-            stamp = parse_domain(xml, step.ref.name).stamp if xml is not None else None
-        else:
-            stamp = entry.parsed.stamp
-        owned = storage.owned_sources(stamp.spec if stamp else None, self.roots, step.ref.name)
-        # storage first: if erasing fails, the definition (and with it the record of what
-        # the domain owns) is still there for the next attempt
+        """Erase what provision built for the domain (the ledger says what, and checks it is
+        still that), then undefine. Storage first: if erasing fails, the definition is still
+        there for the next attempt."""
         if self._on(step.ref, "state", lambda d: d.isActive(), missing=lambda: False):
             raise PermanentError(f"{step.ref} is running; stop it first")
-        storage.purge(owned)
+        storage.purge_built(step.ref.name, self.ledger)
         self._domain_undefine(step)
 
     # -- networks
-    def _network_provision(self, step: Step) -> None:
-        return None
-
     def _network_define(self, step: Step) -> None:
         def make(existing: str | None) -> str:
             assert step.spec is not None
@@ -565,9 +557,6 @@ class LibvirtDriver:
         self._on(step.ref, "undefine", undefine, missing=lambda: None)
         self._gone(step.ref)
 
-    def _network_purge(self, step: Step) -> None:
-        self._network_undefine(step)  # a network owns no storage
-
     # ------------------------------------------------------------------ events, import
     def events(self, stop: Stop) -> Iterator[Ref]:
         """Refs of domains and networks as libvirt reports changes to them (see `events`)."""
@@ -578,7 +567,7 @@ class LibvirtDriver:
         yield from watch(self.lv, self.uri, stop, wanted=self._wanted, current=current)
 
     def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,
-                     out: str | None = None, format: str = "yaml") -> list[dict[str, Any]]:
+                     out: str | None = None, format: str = "yaml") -> ImportResult:
         """Specs for what the host holds, without what libvirt filled in by itself, for
         `reconciler import`.
 
@@ -588,20 +577,19 @@ class LibvirtDriver:
         object is managed from then on. `out`/`format` name the file each spec is written to,
         recorded as the stamp's source. Objects stamped by another owner, transient domains
         (no definition to keep a stamp in) and objects the loader cannot express are skipped;
-        `import_skipped` says which and why."""
+        the result's `skipped` says which and why."""
         wanted = set(names) if names else None
-        self.import_skipped: list[tuple[str, str]] = []
-        specs = []
+        found = ImportResult([])
         for obj in self.observe():
             if wanted is not None and obj.ref.name not in wanted:
                 continue
             entry = self._seen[obj.ref]
             parsed = entry.parsed
             if obj.stamp is not None and not obj.owned:
-                self.import_skipped.append((str(obj.ref), f"owned by {obj.stamp.owner!r}"))
+                found.skipped.append((str(obj.ref), f"owned by {obj.stamp.owner!r}"))
                 continue
             if parsed.spec is None:
-                self.import_skipped.append((str(obj.ref), parsed.error or "unreadable"))
+                found.skipped.append((str(obj.ref), parsed.error or "unreadable"))
                 continue
             spec = self._imported(obj, entry)
             if adopt and not obj.owned:
@@ -610,10 +598,10 @@ class LibvirtDriver:
                 try:
                     self._adopt(obj.ref, entry.xml, Stamp(OWNER, source, spec))
                 except PermanentError as exc:
-                    self.import_skipped.append((str(obj.ref), str(exc)))
+                    found.skipped.append((str(obj.ref), str(exc)))
                     continue
-            specs.append({"kind": obj.ref.kind, **spec})
-        return specs
+            found.specs.append({"kind": obj.ref.kind, **spec})
+        return found
 
     def _imported(self, obj: LiveObject, entry: _Seen) -> dict[str, Any]:
         """The canonical spec of an object as it is (host defaults dropped), as the loader

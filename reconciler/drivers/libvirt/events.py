@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, Protocol
 
-from reconciler.drivers.base import Ref
+from reconciler.model.fields import Ref
 
 _loop_lock = threading.Lock()
 _loop_thread: threading.Thread | None = None

@@ -28,8 +28,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,14 @@ from pydantic import ValidationError
 
 from reconciler.drivers.base import (
     OWNER,
-    POLICY_FIELDS,
-    STEP_KINDS,
+    Capabilities,
+    Driver,
+    Handler,
+    ImportResult,
     LiveObject,
-    Ref,
     Stamp,
     Step,
-    UpdateClass,
-    flatten,
+    StepKind,
 )
 from reconciler.drivers.lxc import rootfs
 from reconciler.drivers.lxc.config import LxcConfig
@@ -70,6 +71,9 @@ from reconciler.drivers.lxc.tools import (
 from reconciler.drivers.text import lines, words
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.model import Domain, canonical
+from reconciler.model.fields import POLICY_FIELDS, Ref, flatten, root_of
+from reconciler.rules import Technology
+from reconciler.rules.lxc import LXC, READS_HOST_INPUT, template_option_refusal
 
 SIDECAR = "reconciler.json"
 UNDEFINED = "config.undefined"
@@ -77,32 +81,27 @@ START_LOG = "reconciler-start.log"
 STAGING = ".reconciler-staging"  # not a valid container name, so observe never lists it
 DEFAULT_LXCPATH = "/var/lib/lxc"
 COMMON_CONF = "/usr/share/lxc/config/common.conf"
-
-_LIVE_FIELDS = frozenset({"memory", "autostart", "start_order"})
-_LIVE_PREFIXES = ("memtune.", "cpu.", "dns.")
-_RECREATE_FIELDS = frozenset({"type", "idmap", "filesystems"})
+TEMPLATE_DIR = "/usr/share/lxc/templates"
 
 
-def _root_of(filesystems: Any) -> Any:
-    for fs in filesystems or ():
-        if isinstance(fs, dict) and fs.get("target") == "/":
-            return fs
-    return None
-
-
-class LxcDriver:
+class LxcDriver(Driver):
     name = "lxc"
     types = frozenset({"lxc"})
+    capabilities = Capabilities(imports=True, prepares_observe=True)
 
     def __init__(self, state_dir: str | Path, lxcpath: str | None = None,
                  stop_timeout: float = 30.0, start_timeout: float = 30.0,
-                 tool_timeout: float = 120.0, **unknown: Any) -> None:
+                 tool_timeout: float = 120.0, template_dir: str = TEMPLATE_DIR,
+                 **unknown: Any) -> None:
         """Options (agent config `drivers: {lxc: {...}}`): `lxcpath` (default /var/lib/lxc),
         `stop_timeout` (seconds of clean halt before lxc-stop kills; 0 kills at once),
-        `start_timeout` (seconds to reach RUNNING), `tool_timeout` (any one lxc-* call)."""
+        `start_timeout` (seconds to reach RUNNING), `tool_timeout` (any one lxc-* call),
+        `template_dir` (where lxc-create finds `lxc-NAME` templates; a spec names one of
+        them, never a path)."""
         if unknown:
             raise ConfigError(f"lxc: unknown driver options {sorted(unknown)}; valid: lxcpath, "
-                              "stop_timeout, start_timeout, tool_timeout")
+                              "stop_timeout, start_timeout, tool_timeout, template_dir")
+        self.template_dir = template_dir
         self.state_dir = Path(state_dir)
         self.lxcpath = os.path.abspath(lxcpath or DEFAULT_LXCPATH)
         try:
@@ -154,7 +153,7 @@ class LxcDriver:
         if last and "dns" in last:
             resolv = rootfs.read_file(self._rootfs(cfg, name), "etc/resolv.conf") or ""
         spec, dropped = validated(read_spec(cfg, ctx, last, resolv))
-        extra: dict[str, Any] = {"lxcpath": self.lxcpath}
+        extra: dict[str, Any] = {"lxcpath": self.lxcpath, "rootfs": self._rootfs(cfg, name)}
         if dropped:
             extra["unreadable"] = sorted(dropped)
         return LiveObject(ref=Ref("Domain", name), type="lxc",
@@ -162,30 +161,45 @@ class LxcDriver:
                           spec=spec, stamp=stamp, data=os.path.isdir(self._rootfs(cfg, name)),
                           extra=extra)
 
-    def update_class(self, ref: Ref, type: str, field: str, old: Any = None,
-                     new: Any = None) -> UpdateClass:
-        """How LXC can make a change. `old`/`new` are optional: with them, a change of the
-        mounts that keeps the root filesystem is a restart, not a new guest."""
-        if field in POLICY_FIELDS:
-            return "live"
-        if field == "filesystems" and (old is not None or new is not None) and \
-                _root_of(old) == _root_of(new):
-            return "restart"
-        if field in _RECREATE_FIELDS:
-            return "recreate"
-        if field in _LIVE_FIELDS or field.startswith(_LIVE_PREFIXES):
-            return "live"
-        return "restart"
+    # ================================================================= rules
+    @cached_property
+    def _technology(self) -> Technology:
+        """LXC's rules with the templates this host offers: every executable `lxc-NAME` in
+        the template directory, less those that build from host files a spec would name."""
+        found = set()
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.template_dir):
+                if entry.name.startswith("lxc-") and entry.is_file() and \
+                        os.access(entry.path, os.X_OK):
+                    found.add(entry.name[4:])
+        return replace(LXC, templates=frozenset(found) - READS_HOST_INPUT)
+
+    def technology(self, kind: str, dtype: str) -> Technology:
+        return self._technology
+
+    def erases(self, live: LiveObject) -> tuple[str, ...]:
+        """lxc-destroy erases the rootfs when it is inside the container's directory (the
+        driver made it; a host root gets lxc.rootfs.managed = 0), and the directory."""
+        cdir = self._dir(live.ref.name)
+        rootfs = str(live.extra.get("rootfs") or "")
+        inside = rootfs.startswith(str(cdir) + os.sep)
+        return (rootfs, str(cdir)) if inside else (str(cdir),)
 
     # ================================================================= writing
-    def execute(self, step: Step) -> None:
-        if step.ref.kind != "Domain":
-            raise PermanentError(f"the lxc driver runs containers, not {step.ref.kind}")
-        if step.kind not in STEP_KINDS:
-            raise PermanentError(f"unknown step kind {step.kind!r}")
-        name = check_name(step.ref.name)
-        with self._lock(name):
-            getattr(self, f"_do_{step.kind}")(step, name)
+    def handlers(self) -> dict[tuple[str, StepKind], Handler]:
+        run: dict[StepKind, Callable[[Step, str], None]] = {
+            "provision": self._do_provision, "define": self._do_define,
+            "update": self._do_update, "start": self._do_start, "stop": self._do_stop,
+            "undefine": self._do_undefine, "purge": self._do_purge}
+        return {("Domain", kind): self._one_at_a_time(fn) for kind, fn in run.items()}
+
+    def _one_at_a_time(self, run: Callable[[Step, str], None]) -> Handler:
+        """Steps on one container never overlap (the agent and a retry may race)."""
+        def handler(step: Step) -> None:
+            name = check_name(step.ref.name)
+            with self._lock(name):
+                run(step, name)
+        return handler
 
     def _do_provision(self, step: Step, name: str) -> None:
         """Build the container in a staging lxcpath, write its whole config and our sidecar
@@ -207,7 +221,7 @@ class LxcDriver:
             return
         if cdir.exists():
             raise PermanentError(f"{cdir} exists but holds no LXC config; move it away first")
-        root = _root_of(spec.get("filesystems"))
+        root = root_of(spec.get("filesystems"))
         if root is None:
             raise PermanentError(f"{step.ref}: an LXC container needs a root filesystem "
                                  "(filesystems: [{target: /, type: template, name: busybox}])")
@@ -250,6 +264,14 @@ class LxcDriver:
                               root: dict[str, Any]) -> dict[str, Any]:
         template = str(root["name"])
         options = [str(o) for o in root.get("options", ())]
+        # the plan refused these already; a saved plan edited by hand meets them here
+        offered = self._technology.templates or frozenset()
+        if template not in offered:
+            raise PermanentError(f"template {template!r} is not one this host offers")
+        for option in options:
+            why = template_option_refusal(option)
+            if why:
+                raise PermanentError(f"template option refused: {why}")
         # -f replaces /etc/lxc/default.conf, whose lxcbr0 network would not exist here
         with tempfile.NamedTemporaryFile("w", prefix="reconciler-lxc-", suffix=".conf") as fh:
             fh.write("# network and limits come from the spec\n")
@@ -424,7 +446,7 @@ class LxcDriver:
 
     # ================================================================= import
     def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,
-                     out: str | None = None, format: str = "yaml") -> list[dict[str, Any]]:
+                     out: str | None = None, format: str = "yaml") -> ImportResult:
         """Specs for the containers on this host, for `reconciler import`.
 
         Like `terraform import`, importing adopts: each container without a stamp gets one
@@ -433,11 +455,12 @@ class LxcDriver:
         skipped. `out`/`format` name the file each spec is written to, recorded as the stamp's
         source (so a broken file holds the object instead of removing it)."""
         wanted = set(names) if names else None
-        specs = []
+        found = ImportResult([])
         for obj in self.observe():
             if wanted is not None and obj.ref.name not in wanted:
                 continue
             if obj.stamp is not None and not obj.owned:
+                found.skipped.append((str(obj.ref), f"owned by {obj.stamp.owner!r}"))
                 continue
             spec = dict(obj.spec)
             if obj.state == "stopped":
@@ -445,12 +468,12 @@ class LxcDriver:
             if obj.owned and obj.last_applied:
                 spec.update({k: v for k, v in obj.last_applied.items() if k in POLICY_FIELDS})
             spec, _ = validated({**spec})
-            specs.append({"kind": "Domain", **spec})
+            found.specs.append({"kind": "Domain", **spec})
             if adopt and not obj.owned:
                 source = os.path.abspath(os.path.join(out, f"{obj.ref.name}.{format}")) \
                     if out else None
                 self._adopt(obj.ref.name, spec, source)
-        return specs
+        return found
 
     def _adopt(self, name: str, spec: dict[str, Any], source: str | None) -> None:
         with self._lock(name):

@@ -20,14 +20,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.drivers.base import flatten
 from reconciler.drivers.lxc.config import LxcConfig
 from reconciler.drivers.text import lines, unescape_octal, words
 from reconciler.errors import PermanentError
+from reconciler.model.fields import flatten
 from reconciler.model.units import format_size, parse_size
+from reconciler.rules.lxc import LXC, NIC_TYPES, family, gateways, not_expressible
 
 # ---------------------------------------------------------------------------- cgroups
 
@@ -268,7 +269,6 @@ _NIC_KEYS = {"type", "link", "flags", "name", "hwaddr", "mtu", "ipv4.address", "
              "ipv4.gateway", "ipv6.gateway", "veth.pair", "veth.mode", "macvlan.mode"}
 _PHYS_KEYS = {"type", "link", "flags", "ipv4.address", "ipv6.address", "ipv4.gateway",
               "ipv6.gateway"}
-_NIC_TYPES = {"bridge": "veth", "routed": "veth", "direct": "macvlan", "hostdev": "phys"}
 
 
 def read_interfaces(cfg: LxcConfig) -> list[dict[str, Any]]:
@@ -551,93 +551,15 @@ def _expected_cpuset(cpu: dict[str, Any]) -> str | None:
 
 # ---------------------------------------------------------------------------- writing
 
-_UNSUPPORTED = ("id", "uuid", "current_memory", "limits", "quota", "scheduler", "os", "xml",
-                "devices_xml")
-
-
 def unsupported(spec: dict[str, Any]) -> list[str]:
-    """Settings of `spec` this driver cannot make true on LXC (an apply would fail them)."""
-    problems = [f"{key}: not an LXC setting" for key in _UNSUPPORTED if spec.get(key)]
-    memtune = spec.get("memtune") or {}
-    if memtune.get("min_guarantee") is not None:
-        problems.append("memtune.min_guarantee: LXC has no memory guarantee")
-    if memtune.get("hard_limit") and spec.get("memory") and \
-            parse_size(memtune["hard_limit"]) != parse_size(spec["memory"]):
-        problems.append("memtune.hard_limit differs from memory; on LXC both are the one "
-                        "memory limit")
-    cpu = spec.get("cpu") or {}
-    if cpu.get("limit") is not None and cpu.get("quota") is not None:
-        problems.append("cpu.limit and cpu.quota both set; give one")
-    init = spec.get("init") or {}
-    args = list(init.get("args", ()))
-    if args and not init.get("cmd"):
-        problems.append("init.args without init.cmd")
-    for part in ([init["cmd"]] if init.get("cmd") else []) + args:
-        if not part or any(c.isspace() for c in part):
-            problems.append(f"init: {part!r}: LXC splits lxc.init.cmd on spaces, so an "
-                            "argument cannot be empty or contain whitespace")
-    for what in ("user", "group"):
-        if init.get(what) is not None and not str(init[what]).isdigit():
-            problems.append(f"init.{what}: LXC needs a numeric id, not {init[what]!r}")
-    roots = 0
-    for fs in spec.get("filesystems", ()):
-        kind = fs.get("type", "mount")
-        if fs.get("target") == "/":
-            roots += 1
-            if kind not in ("template", "mount", "block"):
-                problems.append(f"filesystem /: type {kind} cannot be an LXC root")
-            if kind == "template" and (fs.get("method") or fs.get("release")):
-                problems.append("filesystem /: method/release are not LXC template settings; "
-                                "pass template arguments in options")
-            continue
-        if kind not in ("mount", "ram"):
-            problems.append(f"filesystem {fs.get('target')}: type {kind} is not supported on "
-                            "LXC below the root (use mount or ram; a block device needs its "
-                            "filesystem type in lxc.mount.entry, which the model does not "
-                            "carry)")
-        if fs.get("accessmode") not in (None, "passthrough"):
-            problems.append(f"filesystem {fs.get('target')}: accessmode {fs['accessmode']} "
-                            "is not supported on LXC")
-    for i, nic in enumerate(spec.get("interfaces", ())):
-        where = f"interface {i}"
-        if nic.get("type") not in _NIC_TYPES:
-            problems.append(f"{where}: type {nic.get('type')} is not supported on LXC; use "
-                            "bridge with the network's bridge name")
-        for key in ("host_mac", "ranges", "host_ip", "host_routes", "model", "xml"):
-            if nic.get(key):
-                problems.append(f"{where}: {key} is not an LXC setting")
-        if nic.get("host_dev") and nic.get("type") not in ("bridge", "routed"):
-            problems.append(f"{where}: host_dev only applies to veth (bridge/routed)")
-        if nic.get("mode") and nic.get("type") != "direct":
-            problems.append(f"{where}: mode only applies to direct (macvlan)")
-        gateways = _gateways(nic)
-        if gateways is None:
-            problems.append(f"{where}: LXC routes only a default gateway per family; other "
-                            "routes are not supported")
-    return problems
+    """Settings of `spec` LXC cannot make true (the plan refuses them; this is the driver's
+    own last check before it writes)."""
+    return [str(refusal) for refusal in not_expressible(spec, _ANY_TEMPLATE)]
 
 
-_DEFAULT_ROUTES = ("0.0.0.0", "::")  # noqa: S104 - route destinations, not a bind
-
-
-def _gateways(nic: dict[str, Any]) -> dict[str, str] | None:
-    """{'ipv4': gw, 'ipv6': gw} from `gateway` and default routes; None if not expressible."""
-    out: dict[str, str] = {}
-    gateway = nic.get("gateway")
-    if gateway:
-        out[_family(gateway)] = gateway
-    for route in nic.get("routes", ()):
-        if route.get("prefix") != 0 or route.get("address") not in _DEFAULT_ROUTES:
-            return None
-        family = _family(route["address"])
-        if out.get(family, route["gateway"]) != route["gateway"]:
-            return None
-        out[family] = route["gateway"]
-    return out
-
-
-def _family(address: str) -> str:
-    return "ipv6" if ":" in address else "ipv4"
+# which templates a host offers is the plan's question (the driver knows its template dir);
+# writing a config only needs to know the settings can be said
+_ANY_TEMPLATE = replace(LXC, templates=None)
 
 
 def _ip_value(ip: str) -> str:
@@ -656,7 +578,7 @@ def _ip_value(ip: str) -> str:
 def nic_pairs(index: int, nic: dict[str, Any]) -> list[tuple[str, str]]:
     p = f"lxc.net.{index}."
     kind = nic["type"]
-    out = [(p + "type", _NIC_TYPES[kind])]
+    out = [(p + "type", NIC_TYPES[kind])]
     if kind in ("bridge", "direct", "hostdev"):
         out.append((p + "link", nic["source"]))
     if kind == "routed":
@@ -675,9 +597,9 @@ def nic_pairs(index: int, nic: dict[str, Any]) -> list[tuple[str, str]]:
         out.append((p + "mtu", str(nic["mtu"])))
     for ip in nic.get("ip", ()):
         text = ip if isinstance(ip, str) else f"{ip['address']}/{ip['prefix']}"
-        out.append((p + f"{_family(text)}.address", _ip_value(text)))
-    for family, gateway in sorted((_gateways(nic) or {}).items()):
-        out.append((p + f"{family}.gateway", gateway))
+        out.append((p + f"{family(text)}.address", _ip_value(text)))
+    for fam, gateway in sorted((gateways(nic) or {}).items()):
+        out.append((p + f"{fam}.gateway", gateway))
     return out
 
 
@@ -695,7 +617,7 @@ def _write_interfaces(cfg: LxcConfig, nics: list[dict[str, Any]]) -> None:
     pairs: list[tuple[str, str]] = []
     for i, nic in enumerate(nics):
         pairs.extend(nic_pairs(i, nic))
-        if old_types.get(i) == _NIC_TYPES.get(nic["type"]):  # same kind of NIC: keep extras
+        if old_types.get(i) == NIC_TYPES.get(nic["type"]):  # same kind of NIC: keep extras
             pairs.extend((f"lxc.net.{i}.{sub}", v) for sub, v in kept.get(i, ()))
     cfg.insert(at, pairs)
 

@@ -361,15 +361,43 @@ def test_provision_builds_missing_roots_and_keeps_existing_ones(tmp_path: Path) 
         pytest.skip("no busybox on this host")
     spec = {"filesystems": [{"type": "template", "name": "busybox", "target": "/"},
                             {"type": "template", "name": "empty", "target": "/data"}]}
-    built = storage.provision(spec, tmp_path, "web")
+    ledger = storage.Ledger(tmp_path / "state", "test:///default")
+    built = storage.provision(spec, tmp_path, "web", ledger)
     assert built == [str(tmp_path / "web"), str(tmp_path / "web.data")]
     assert (tmp_path / "web" / "bin" / "sh").resolve().name == "busybox"
     (tmp_path / "web" / "keep").write_text("data")
-    assert storage.provision(spec, tmp_path, "web") == []
+    assert storage.provision(spec, tmp_path, "web", ledger) == []
     assert (tmp_path / "web" / "keep").read_text() == "data"
     with pytest.raises(PermanentError, match="not one the libvirt driver can build"):
         storage.provision({"filesystems": [{"type": "template", "name": "debian",
-                                            "target": "/"}]}, tmp_path, "other")
+                                            "target": "/"}]}, tmp_path, "other", ledger)
+
+
+def test_an_existing_directory_is_never_taken_over_or_erased(tmp_path: Path) -> None:
+    """A spec naming a directory it did not get built (the user's data, /root/.ssh, the
+    agent's own state) as a template root: provision refuses it, purge never erases it."""
+    mine = tmp_path / "srv" / "precious"
+    mine.mkdir(parents=True)
+    (mine / "data.txt").write_text("keep me")
+    ledger = storage.Ledger(tmp_path / "state", "test:///default")
+    spec = {"filesystems": [{"type": "template", "name": "empty", "source": str(mine),
+                             "target": "/"}]}
+    with pytest.raises(PermanentError, match="never taken over"):
+        storage.provision(spec, tmp_path, "web", ledger)
+    assert storage.purge_built("web", ledger) == []
+    assert (mine / "data.txt").read_text() == "keep me"
+    # built by us, then replaced behind our back by another directory: not ours any more
+    built = tmp_path / "srv" / "built"
+    storage.provision({"filesystems": [{"type": "template", "name": "empty",
+                                        "source": str(built), "target": "/"}]},
+                      tmp_path, "app", ledger)
+    assert ledger.erasable("app") == [str(built)]
+    storage.shutil.rmtree(built)
+    built.mkdir()
+    (built / "theirs.txt").write_text("someone else's")
+    assert ledger.erasable("app") == []
+    assert storage.purge_built("app", ledger) == []
+    assert (built / "theirs.txt").exists()
 
 
 def test_purge_refuses_anything_that_is_not_a_guest_directory(tmp_path: Path) -> None:

@@ -1,0 +1,29 @@
+"""Every technology by name, and the one each domain type is previewed as by default."""
+
+from __future__ import annotations
+
+from reconciler.errors import ConfigError
+from reconciler.rules.base import Technology
+from reconciler.rules.libvirt import LIBVIRT, NETWORK
+from reconciler.rules.lxc import LXC
+from reconciler.rules.openvz import OPENVZ
+from reconciler.rules.vserver import VSERVER
+
+TECHNOLOGIES: dict[str, Technology] = {
+    t.name: t for t in (LXC, OPENVZ, VSERVER, NETWORK, *LIBVIRT.values())}
+
+# what `sim` imitates for each domain type (and "network") unless told otherwise: the driver
+# the shipped agent config (deploy/agent.yaml) runs it with: libvirt for LXC guests (lxc:///),
+# the hypervisors only libvirt runs, and networks; vzctl for openvz, util-vserver for vserver.
+# `drivers: {sim: {imitate: {lxc: lxc}}}` previews LXC guests as the lxc driver instead.
+DEFAULT_IMITATION = {"lxc": "libvirt-lxc", "openvz": "openvz", "vserver": "vserver",
+                     "kvm": "libvirt-qemu", "qemu": "libvirt-qemu", "test": "libvirt-test",
+                     "xen": "libvirt-xen", "vz": "libvirt-vz", "network": "libvirt-network"}
+
+
+def technology(name: str) -> Technology:
+    try:
+        return TECHNOLOGIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown technology {name!r}; valid: "
+                          f"{', '.join(sorted(TECHNOLOGIES))}") from None
