@@ -30,15 +30,15 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from reconciler.drivers.base import Ref
 from reconciler.engine.apply import ApplyReport, StepOutcome, apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import StateLock
-from reconciler.engine.plan import Plan, Settings
+from reconciler.engine.plan import Plan
 from reconciler.errors import ConfigError, DriverError, ReconcilerError
 from reconciler.log import get_logger
+from reconciler.model.fields import Ref
 
 from .backoff import Backoff, RateLimit
 from .gitsource import GitPoller, GitSource
@@ -498,7 +498,7 @@ class Agent:
                                    "agent": True}
         if commit:
             context["commit"] = commit
-        settings = Settings(self.config.max_removal_share)
+        settings = self.config.settings
         try:
             plan = None if full else plan_some(self.store.specs, affected, self.live, settings,
                                                context, profiles=self.store.profiles())
@@ -592,7 +592,7 @@ class Agent:
             if self.journal.rotate_if_full(self.config.journal_max_bytes):
                 self.log.info("journal.rotated", path=str(self.journal.path))
             write_plan(self.journal, plan)
-        if any(n.startswith("removal refused") for n in plan.notes):
+        if plan.breaker:
             self.metrics.removals_refused.inc()
         if not plan.has_changes:
             return None
@@ -628,8 +628,8 @@ class Agent:
                                            source=obj.source)
                 continue
             if obj.action == "refused":
-                states[obj.ref] = ObjState("refused", note=obj.notes[0] if obj.notes else None,
-                                           source=obj.source)
+                states[obj.ref] = ObjState("refused", note="; ".join(map(str, obj.refusals))
+                                           or None, source=obj.source)
                 continue
             failed = [o for o in results if o.result == "failed"]
             if failed:
@@ -680,7 +680,7 @@ class Agent:
                 result = "interrupted"
             elif counts["failed"] or counts["skipped"]:
                 result = "failed"
-            elif any(n.startswith("removal refused") for n in notes):
+            elif plan is not None and plan.breaker:
                 result = "refused"
             else:
                 result = "succeeded"

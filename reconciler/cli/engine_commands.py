@@ -6,18 +6,19 @@ import argparse
 import json
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-from reconciler.engine import compute_plan, render, stale_objects
+from reconciler.engine import compute_plan, render, saved, stale_objects
 from reconciler.engine.apply import DEFAULT_PARALLEL, StepOutcome, apply_plan
 from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import StateLock
-from reconciler.engine.plan import Plan, Settings
+from reconciler.engine.plan import Plan
 from reconciler.errors import ConfigError, DriverError, PlanError, SafetyError
 from reconciler.log import get_logger
+from reconciler.specs.loader import SpecSet
+from reconciler.text import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -99,32 +100,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return opened
     config, hosts = opened
     try:
-        result = compute_plan(args.path, hosts, Settings(config.max_removal_share),
+        result = compute_plan(args.path, hosts, config.settings,
                               context={"drivers": sorted(hosts.names())})
     except DriverError as exc:
         return _error(f"cannot read the host: {exc}")
     finally:
         hosts.close()
     plan = result.plan
-    for err in result.specs.errors:
-        print(err, file=sys.stderr)
+    _report_inputs(result.specs)
     if args.out:
-        Path(args.out).write_text(render.as_json(plan))
+        try:
+            saved.save(plan, args.out)
+        except OSError as exc:
+            return _error(f"cannot write {printable(args.out)}: {exc.strerror}")
     if args.format == "json":
         sys.stdout.write(render.as_json(plan))
     elif args.format == "markdown":
         sys.stdout.write(render.markdown(plan))
     else:
         sys.stdout.write(render.text(plan, color=sys.stdout.isatty()))
-    if result.specs.errors and not plan.has_changes:
+    if _unfulfilled(result.specs, plan):
         return EXIT_ERROR
-    if args.detailed_exitcode and plan.has_changes:
-        return EXIT_CHANGES
-    return EXIT_ERROR if result.specs.errors else EXIT_OK
+    return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
 
 
-def _is_plan_file(paths: list[str]) -> bool:
-    return not (len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file())
+def _report_inputs(specs: SpecSet) -> None:
+    """Spec errors and missing spec paths, on stderr, one per line."""
+    for err in specs.errors:
+        print(err, file=sys.stderr)
+    for root in specs.missing_roots:
+        print(f"reconciler: error: {printable(root)}: no such file or directory",
+              file=sys.stderr)
+
+
+def _unfulfilled(specs: SpecSet, plan: Plan) -> bool:
+    """Exit 1, as Terraform does for a plan with errors: a spec that failed to load, a path
+    that is missing, an object or a removal that was refused."""
+    return bool(specs.errors or specs.missing_roots or plan.refused)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -144,30 +156,26 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
     skip: set[str] = set()
-    spec_errors = False
-    if _is_plan_file(args.path):
-        plan = _load_plan(args.path[0])
-        stale = stale_objects(plan, hosts)
-        for ref, why in stale.items():
-            print(f"refused: {why}", file=sys.stderr)
-            get_logger(plan_id=plan.id).warning("plan.stale", object=str(ref), reason=why)
-            skip |= {s.id for s in plan.steps if s.ref == ref}
-        if stale and len(skip) == len(plan.steps):
-            return _error("the saved plan is stale for every object it changes; plan again")
+    unfulfilled = False
+    if len(args.path) == 1 and saved.looks_saved(args.path[0]):
+        plan = _saved_plan(args.path[0], config, hosts, skip)
+        unfulfilled = bool(skip)
     else:
-        result = compute_plan(args.path, hosts, Settings(config.max_removal_share),
+        result = compute_plan(args.path, hosts, config.settings,
                               context={"drivers": sorted(hosts.names())})
         plan = result.plan
-        for err in result.specs.errors:
-            print(err, file=sys.stderr)
-        spec_errors = bool(result.specs.errors)
+        _report_inputs(result.specs)
+        unfulfilled = _unfulfilled(result.specs, plan)
     sys.stdout.write(render.text(plan, color=sys.stdout.isatty()))
-    if not plan.has_changes:
-        return EXIT_ERROR if spec_errors else EXIT_OK
+    if not plan.has_changes or len(skip) == len(plan.steps):
+        return EXIT_ERROR if unfulfilled else EXIT_OK
     if not args.yes:
         if not sys.stdin.isatty():
             return _error("refusing to apply without confirmation: not a terminal; pass --yes")
-        answer = input("Apply these changes? Only 'yes' is accepted: ")
+        try:
+            answer = input("Apply these changes? Only 'yes' is accepted: ")
+        except EOFError:
+            answer = ""
         if answer.strip() != "yes":
             print("Apply cancelled.")
             return EXIT_ERROR
@@ -186,8 +194,28 @@ def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
           f"{counts['skipped']} skipped.")
     for outcome in report.outcomes.values():
         if outcome.result == "failed":
-            print(f"  failed: {outcome.step}: {outcome.error}", file=sys.stderr)
-    return EXIT_OK if report.ok and not skip and not spec_errors else EXIT_ERROR
+            print(f"  failed: {outcome.step}: {printable(outcome.error)}", file=sys.stderr)
+    return EXIT_OK if report.ok and not unfulfilled else EXIT_ERROR
+
+
+def _saved_plan(path: str, config: Config, hosts: Hosts, skip: set[str]) -> Plan:
+    """A saved plan, checked: refused whole if its steps do not follow from its objects;
+    objects the host moved under, or that the policy or the host refuses now, are skipped
+    (their step ids added to `skip`)."""
+    plan = saved.load(path)
+    problems = saved.structural_problems(plan)
+    if problems:
+        raise PlanError("refusing the saved plan, it is not one `plan` wrote: "
+                        + "; ".join(printable(p) for p in problems[:5]))
+    refused = {**stale_objects(plan, hosts), **saved.refusals_now(plan, hosts, config.settings)}
+    for ref, why in refused.items():
+        print(f"refused: {printable(why)}", file=sys.stderr)
+        get_logger(plan_id=plan.id).warning("plan.refused", object=str(ref), reason=why)
+        skip |= {s.id for s in plan.steps if s.ref == ref}
+    if refused and len(skip) == len(plan.steps):
+        print("reconciler: error: the saved plan can be applied to no object it changes; plan "
+              "again", file=sys.stderr)
+    return saved.with_erases_now(plan, hosts)
 
 
 def _progress_printer() -> Any:
@@ -200,14 +228,6 @@ def _progress_printer() -> Any:
                 sys.stderr.write("\n")
             sys.stderr.flush()
     return show
-
-
-def _load_plan(path: str) -> Plan:
-    try:
-        data = json.loads(Path(path).read_text())
-        return Plan.from_json(data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PlanError(f"{path} is not a saved plan: {exc}") from None
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from reconciler.engine.lock import StateLock
 from reconciler.errors import ConfigError, DriverError, SafetyError
 from reconciler.model import KINDS
 from reconciler.specs.convert import to_xml_text, to_yaml
+from reconciler.text import printable
 
 
 def register(sub: Any) -> None:
@@ -54,11 +55,14 @@ def _import(args: argparse.Namespace, config: Config) -> int:
     written = 0
     try:
         driver = hosts.drivers[args.driver]
-        exporter = getattr(driver, "import_specs", None)
-        if exporter is None:
+        if not driver.capabilities.imports:
             print(f"reconciler: error: driver {args.driver} cannot import", file=sys.stderr)
             return 1
-        for raw in exporter(names=args.name or None, out=str(out.resolve()), format=args.format):
+        found = driver.import_specs(names=args.name or None, out=str(out.resolve()),
+                                    format=args.format)
+        for ref, why in found.skipped:
+            print(f"skipped {printable(ref)}: {printable(why)}", file=sys.stderr)
+        for raw in found.specs:
             if args.name and raw["name"] not in args.name:
                 continue
             obj = KINDS[raw.get("kind", "Domain")].model_validate(raw)

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.drivers.base import Ref
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.plan import Plan, Settings, desired_from, make_plan
 from reconciler.log import get_logger
+from reconciler.model.fields import Ref
 from reconciler.specs.loader import SpecSet, load_paths
 
 
@@ -43,10 +43,10 @@ def compute_plan(paths: Sequence[str], hosts: Hosts, settings: Settings,
         if obj.action == "held":
             log.warning("object.held", object=str(obj.ref), source=obj.source)
         elif obj.action == "refused":
-            log.warning("object.refused", object=str(obj.ref), notes=list(obj.notes))
-    for note in plan.notes:
-        if note.startswith("removal refused"):
-            log.warning("removal.refused", reason=note)
+            log.warning("object.refused", object=str(obj.ref),
+                        refusals=[str(r) for r in obj.refusals])
+    if plan.breaker:
+        log.warning("removal.refused", reason=plan.breaker)
     log.info("plan.computed", spec_hash=plan.spec_hash, steps=len(plan.steps),
              **plan.summary(), **({"commit": context["commit"]}
                                   if context and "commit" in context else {}))

@@ -9,6 +9,7 @@
     max_removal_share: 0.5
     parallel: 8
     journal_max_bytes: 64MiB        # the journal is set aside (one old file kept) past this
+    policy: {...}                   # what specs may give guests of the host (engine/policy.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from reconciler import drivers
 from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import MAX_BYTES as JOURNAL_MAX_BYTES
+from reconciler.engine.plan import Settings
+from reconciler.engine.policy import Policy
 from reconciler.errors import ConfigError
 from reconciler.model.units import parse_size
 
@@ -48,7 +51,13 @@ class Config:
     max_removal_share: float = 0.5
     parallel: int = DEFAULT_PARALLEL
     journal_max_bytes: int = JOURNAL_MAX_BYTES
+    policy: Policy = field(default_factory=Policy)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        """What the planner needs of this config."""
+        return Settings(self.max_removal_share, self.policy)
 
     @property
     def simulated_by_default(self) -> bool:
@@ -56,13 +65,14 @@ class Config:
 
 
 _KNOWN = {"state_dir", "driver", "drivers", "routes", "max_removal_share", "parallel",
-          "journal_max_bytes", "watch", "http", "git"}
+          "journal_max_bytes", "policy", "watch", "http", "git"}
 
 
 def load_config(path: str | None, *, state_dir: str | None = None, driver: str | None = None,
                 driver_options: dict[str, Any] | None = None, parallel: int | None = None,
                 max_removal_share: float | None = None) -> Config:
     data: dict[str, Any] = {}
+    path = path or os.environ.get("RECONCILER_CONFIG") or None
     if path:
         try:
             loaded = yaml.safe_load(Path(path).read_text())
@@ -86,8 +96,9 @@ def load_config(path: str | None, *, state_dir: str | None = None, driver: str |
     if not 0 <= share <= 1:
         raise ConfigError("max_removal_share must be between 0 and 1")
     journal_max = _journal_max(data.get("journal_max_bytes", JOURNAL_MAX_BYTES))
+    where = state_dir or data.get("state_dir") or default_state_dir()
     return Config(
-        state_dir=state_dir or data.get("state_dir") or default_state_dir(),
+        state_dir=where, policy=Policy.from_config(data.get("policy"), where),
         driver=chosen or "sim", driver_chosen=chosen is not None,
         drivers=options, routes=dict(data.get("routes") or {}),
         max_removal_share=share,

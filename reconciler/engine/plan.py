@@ -18,10 +18,13 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from reconciler.drivers.base import LiveObject, Ref, Step, StepKind, flatten, provisions
+from reconciler.drivers.base import LiveObject, Step, StepKind
 from reconciler.engine.diff import FieldChange, diff_object, referenced_networks, worst
 from reconciler.engine.hosts import Hosts
+from reconciler.engine.policy import Policy
 from reconciler.model import Domain, Network, canonical
+from reconciler.model.fields import Ref, flatten
+from reconciler.rules import Refusal
 
 Action = Literal["create", "update", "replace", "remove", "noop", "held", "refused"]
 PLAN_FORMAT = 1
@@ -48,10 +51,15 @@ class Desired:
 @dataclass(frozen=True)
 class Settings:
     max_removal_share: float = 0.5
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass(frozen=True)
 class ObjectPlan:
+    """What the plan decided for one object. The decision is data: `action`, and for a
+    refused object its `refusals` (each with its cause and what would allow it); `erases`
+    lists the host paths its purge will erase. `notes` are only words for people."""
+
     ref: Ref
     type: str
     action: Action
@@ -62,12 +70,20 @@ class ObjectPlan:
     notes: tuple[str, ...] = ()
     fingerprint: str = "absent"
     source: str | None = None
+    refusals: tuple[Refusal, ...] = ()
+    erases: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def purges(self) -> bool:
+        return any(s.endswith(":purge") for s in self.steps)
+
+    def to_json(self, secrets: bool = False) -> dict[str, Any]:
         return {"object": str(self.ref), "kind": self.ref.kind, "name": self.ref.name,
                 "type": self.type, "driver": self.driver, "action": self.action,
-                "update": self.update, "changes": [c.to_json() for c in self.changes],
+                "update": self.update,
+                "changes": [c.to_json(secrets) for c in self.changes],
                 "steps": list(self.steps), "notes": list(self.notes),
+                "refusals": [r.to_json() for r in self.refusals], "erases": list(self.erases),
                 "fingerprint": self.fingerprint, "source": self.source}
 
 
@@ -81,10 +97,17 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
     context: dict[str, Any] = field(default_factory=dict)
+    breaker: str | None = None  # why every removal of this pass was refused
+    failed_files: tuple[str, ...] = ()  # spec files that did not load (their objects held)
 
     @property
     def has_changes(self) -> bool:
         return bool(self.steps)
+
+    @property
+    def refused(self) -> bool:
+        """Something the specs ask for is not done (refused objects or removals)."""
+        return any(o.action == "refused" for o in self.objects)
 
     def summary(self) -> dict[str, int]:
         counts = {a: 0 for a in ("create", "update", "replace", "remove", "held", "refused")}
@@ -93,13 +116,16 @@ class Plan:
                 counts[obj.action] += 1
         return counts
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, secrets: bool = False) -> dict[str, Any]:
+        """As data, for people, pull requests and the journal: secret values (environment)
+        as digests. `secrets=True` keeps them, for a plan saved to be applied later."""
         return {"format_version": PLAN_FORMAT, "plan_id": self.id, "created": self.created,
                 "spec_hash": self.spec_hash, "roots": list(self.roots),
                 "context": self.context, "summary": self.summary(),
-                "objects": [o.to_json() for o in self.objects if o.action != "noop"],
+                "objects": [o.to_json(secrets) for o in self.objects if o.action != "noop"],
                 "unchanged": sorted(str(o.ref) for o in self.objects if o.action == "noop"),
-                "steps": [s.to_json() for s in self.steps], "notes": list(self.notes)}
+                "steps": [s.to_json(secrets) for s in self.steps], "notes": list(self.notes),
+                "breaker": self.breaker, "failed_files": list(self.failed_files)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
@@ -109,12 +135,16 @@ class Plan:
                        changes=tuple(FieldChange(c["field"], c["old"], c["new"], c["class"],
                                                  c["origin"]) for c in o.get("changes", ())),
                        steps=tuple(o.get("steps", ())), notes=tuple(o.get("notes", ())),
-                       fingerprint=o.get("fingerprint", "absent"), source=o.get("source"))
+                       fingerprint=o.get("fingerprint", "absent"), source=o.get("source"),
+                       refusals=tuple(Refusal.from_json(r) for r in o.get("refusals", ())),
+                       erases=tuple(o.get("erases", ())))
             for o in data["objects"])
         return cls(id=data["plan_id"], created=data["created"], spec_hash=data["spec_hash"],
                    roots=tuple(data.get("roots", ())), objects=objects,
                    steps=tuple(Step.from_json(s) for s in data["steps"]),
-                   notes=tuple(data.get("notes", ())), context=data.get("context", {}))
+                   notes=tuple(data.get("notes", ())), context=data.get("context", {}),
+                   breaker=data.get("breaker"),
+                   failed_files=tuple(data.get("failed_files", ())))
 
 
 # Desired form of each loaded model object, by identity, for as long as the object lives:
@@ -166,7 +196,8 @@ class _Builder:
         previous: tuple[str, ...] = ()
         for kind in kinds:
             sid = f"{ref}:{kind}"
-            needs_spec = kind in ("provision", "define", "update")
+            # a removal asked for by a spec (state: absent) carries it: it says purge or keep
+            needs_spec = kind in ("provision", "define", "update", "purge", "undefine")
             self.steps[sid] = Step(
                 id=sid, kind=kind, ref=ref, type=dtype, driver=driver,
                 spec=desired.spec if desired and needs_spec else None,
@@ -197,89 +228,126 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
     b = _Builder()
     plans: dict[Ref, ObjectPlan] = {}
     wanted = {d.ref: d for d in desired}
+    # every removal, asked for (state: absent) or implied (spec gone), waits for the breaker
+    removals: list[_Removal] = []
 
     for d in sorted(desired, key=lambda d: (d.ref.kind != "Network", d.ref.name)):
         driver_name = hosts.driver_name_for(d.ref.kind, d.type)
         found = live_all.get(d.ref)
         live = found[1] if found and found[0] == driver_name else None
-        plans[d.ref] = _plan_object(d, live, driver_name, hosts, b)
+        decided = _plan_object(d, live, driver_name, hosts, settings, b)
+        if isinstance(decided, _Removal):
+            removals.append(decided)
+        else:
+            plans[d.ref] = decided
 
-    removals: list[tuple[Ref, str, LiveObject]] = []
     for ref, (driver_name, live) in sorted(live_all.items(), key=lambda item: item[0]):
         if ref in wanted or not live.owned:
             continue
-        fp = live.fingerprint()
         source = live.stamp.source if live.stamp else None
         if source in failed_files:
-            plans[ref] = ObjectPlan(ref, live.type, "held", driver_name, fingerprint=fp,
-                                    source=source, notes=(f"held: {source} failed to load; "
-                                                          "keeping the last applied spec",))
-        elif live.protected:
-            plans[ref] = ObjectPlan(ref, live.type, "refused", driver_name, fingerprint=fp,
-                                    source=source, notes=("removal blocked: protect is true on "
-                                                          "the live object",))
-        else:
-            removals.append((ref, driver_name, live))
-
-    notes: list[str] = []
-    managed = sum(1 for _, live in live_all.values() if live.owned)
-    share = len(removals) / managed if managed else 0.0
-    breaker = None
-    if removals and no_specs:
-        breaker = "the spec directory is empty or missing"
-    elif removals and share > settings.max_removal_share:
-        breaker = (f"{len(removals)} of {managed} managed objects ({share:.0%}) would be removed, "
-                   f"over the limit of {settings.max_removal_share:.0%}")
-    if breaker:
-        notes.append(f"removal refused: {breaker}; nothing is removed in this pass")
-    for ref, driver_name, live in removals:
-        fp = live.fingerprint()
-        source = live.stamp.source if live.stamp else None
-        if breaker:
-            plans[ref] = ObjectPlan(ref, live.type, "refused", driver_name, fingerprint=fp,
-                                    source=source, notes=(f"removal refused: {breaker}",))
+            plans[ref] = ObjectPlan(ref, live.type, "held", driver_name,
+                                    fingerprint=live.fingerprint(), source=source, notes=(
+                                        f"held: {source} failed to load; keeping the last "
+                                        "applied spec",))
             continue
         purge = (live.last_applied or {}).get("removal") == "purge"
-        kinds = _seq("stop" if live.state == "running" else None,
-                     "purge" if purge else "undefine")
-        reason = "spec removed" + ("; purge opted in" if purge else "; data kept")
-        steps = b.chain(ref, live.type, driver_name, kinds, None, reason)
-        plans[ref] = ObjectPlan(ref, live.type, "remove", driver_name, steps=steps,
-                                fingerprint=fp, source=source,
-                                notes=() if purge else ("data kept (removal: keep)",))
+        removals.append(_Removal(ref, live.type, driver_name, live, None, source, purge,
+                                 "spec removed"))
+
+    breaker = _breaker(removals, live_all, no_specs, settings)
+    for removal in removals:
+        plans[removal.ref] = _plan_removal(removal, breaker, hosts, b)
 
     _wire(b, wanted, live_all, plans)
     objects = tuple(sorted(plans.values(), key=lambda p: (p.ref.kind != "Network", p.ref.name)))
+    notes = (f"removal refused: {breaker}; nothing is removed in this pass",) if breaker else ()
     return Plan(id=uuid.uuid4().hex[:12], created=datetime.now(UTC).isoformat(timespec="seconds"),
                 spec_hash=spec_hash(desired), roots=roots, objects=objects,
-                steps=tuple(_toposort(b.steps)), notes=tuple(notes))
+                steps=tuple(_toposort(b.steps)), notes=notes, breaker=breaker,
+                failed_files=tuple(sorted(failed_files)))
+
+
+@dataclass(frozen=True)
+class _Removal:
+    """An object to remove, decided but not yet planned (the breaker looks at all of them)."""
+
+    ref: Ref
+    type: str
+    driver: str
+    live: LiveObject
+    desired: Desired | None
+    source: str | None
+    purge: bool
+    reason: str
+
+
+def _breaker(removals: list[_Removal], live_all: dict[Ref, tuple[str, LiveObject]],
+             no_specs: bool, settings: Settings) -> str | None:
+    """Why this pass may remove nothing at all (None: removals may go ahead)."""
+    count = sum(1 for r in removals if not r.live.protected and not _protected(r.desired))
+    if not count:
+        return None
+    if no_specs:
+        return "the spec directory is empty or missing"
+    managed = sum(1 for _, live in live_all.values() if live.owned)
+    share = count / managed if managed else 1.0
+    if share > settings.max_removal_share:
+        return (f"{count} of {managed} managed objects ({share:.0%}) would be removed, over "
+                f"the limit of {settings.max_removal_share:.0%}")
+    return None
+
+
+def _protected(desired: Desired | None) -> bool:
+    return bool(desired is not None and desired.spec.get("protect"))
+
+
+def _plan_removal(r: _Removal, breaker: str | None, hosts: Hosts, b: _Builder) -> ObjectPlan:
+    fp = r.live.fingerprint()
+    refusal = None
+    if r.live.protected or _protected(r.desired):
+        refusal = Refusal("protect", "removal blocked: protect is true; set protect: false and "
+                          "apply that first", "protect", "protect: false")
+    elif breaker:
+        refusal = Refusal("", f"removal refused: {breaker}", "breaker", "max_removal_share")
+    if refusal is not None:
+        return ObjectPlan(r.ref, r.type, "refused", r.driver, fingerprint=fp, source=r.source,
+                          refusals=(refusal,), notes=(str(refusal),))
+    kinds = _seq("stop" if r.live.state == "running" else None,
+                 "purge" if r.purge else "undefine")
+    steps = b.chain(r.ref, r.type, r.driver, kinds, r.desired,
+                    f"{r.reason}; " + ("purge opted in" if r.purge else "data kept"))
+    erases = hosts.drivers[r.driver].erases(r.live) if r.purge else ()
+    return ObjectPlan(r.ref, r.type, "remove", r.driver, steps=steps, fingerprint=fp,
+                      source=r.source, erases=erases,
+                      notes=() if r.purge else ("data kept (removal: keep)",))
 
 
 def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: Hosts,
-                 b: _Builder) -> ObjectPlan:
+                 settings: Settings, b: _Builder) -> ObjectPlan | _Removal:
     want_state = d.spec.get("state", "running")
     is_domain = d.ref.kind == "Domain"
+    driver = hosts.drivers[driver_name]
     if want_state == "absent":
         if live is None:
             return ObjectPlan(d.ref, d.type, "noop", driver_name, source=d.source)
         if not live.owned:
             return _not_ours(d, live, driver_name)
-        purge = d.spec.get("removal") == "purge"
-        kinds = _seq("stop" if live.state == "running" else None,
-                     "purge" if purge else "undefine")
-        steps = b.chain(d.ref, d.type, driver_name, kinds, d, "state: absent")
-        return ObjectPlan(d.ref, d.type, "remove", driver_name, steps=steps,
-                          fingerprint=live.fingerprint(), source=d.source)
-    build = is_domain and provisions(hosts.drivers[driver_name], d.spec)
+        return _Removal(d.ref, d.type, driver_name, live, d, d.source,
+                        d.spec.get("removal") == "purge", "state: absent")
+    refusals = (*driver.check(d.ref.kind, d.type, d.spec),
+                *settings.policy.refusals(d.ref.kind, d.type, d.spec))
+    build = is_domain and driver.provisions(d.ref.kind, d.type, d.spec)
     if live is None:
-        kinds = _seq("provision" if build else None, "define",
-                     "start" if want_state == "running" else None)
-        steps = b.chain(d.ref, d.type, driver_name, kinds, d, "new in spec")
+        if refusals:
+            return _refused(d, driver_name, refusals, "absent")
+        steps = b.chain(d.ref, d.type, driver_name,
+                        _seq("provision" if build else None, "define",
+                             "start" if want_state == "running" else None), d, "new in spec")
         return ObjectPlan(d.ref, d.type, "create", driver_name, steps=steps, source=d.source)
     if not live.owned:
         return _not_ours(d, live, driver_name)
 
-    driver = hosts.drivers[driver_name]
     changes = diff_object(d.flat, live, driver)
     cls = worst(changes)
     running = live.state == "running"
@@ -287,27 +355,33 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
         FieldChange("state", live.state, want_state, "live",
                     "spec" if (live.last_applied or {}).get("state", "running") != want_state
                     else "drift"),)
+    if not changes and not state_change:
+        return ObjectPlan(d.ref, d.type, "noop", driver_name, source=d.source)
     fields = tuple(c.field for c in changes)
     why = _reason(changes + state_change)
-    # only a plan that acts on the object needs to know the state it acted on
-    fp = live.fingerprint() if changes or state_change else "absent"
+    fp = live.fingerprint()  # only a plan that acts on the object needs the state it acted on
+    if refusals:
+        return _refused(d, driver_name, refusals, fp, cls, changes + state_change)
     if cls == "recreate":
         recreate = [c.field for c in changes if c.update == "recreate"]
+        if live.protected or d.spec.get("protect"):
+            return _refused(d, driver_name, (Refusal(
+                recreate[0], f"replace blocked: changing {', '.join(recreate)} means a new guest "
+                "and protect is true", "protect", "protect: false"),), fp, cls, changes)
         if not d.spec.get("allow_replace"):
-            return ObjectPlan(d.ref, d.type, "refused", driver_name, update="recreate",
-                              changes=changes, fingerprint=fp, source=d.source, notes=(
-                                  f"replace refused: changing {', '.join(recreate)} means a new "
-                                  "guest and its data would be lost; set allow_replace: true to "
-                                  "allow it",))
-        kinds = _seq("stop" if running else None, "purge" if is_domain else "undefine",
+            return _refused(d, driver_name, (Refusal(
+                recreate[0], f"replace refused: changing {', '.join(recreate)} means a new "
+                "guest and its data would be lost", "replace", "allow_replace: true"),),
+                fp, cls, changes)
+        again = _seq("stop" if running else None, "purge" if is_domain else "undefine",
                      "provision" if build else None, "define",
                      "start" if want_state == "running" else None)
-        steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields)
+        steps = b.chain(d.ref, d.type, driver_name, again, d, why, fields)
         return ObjectPlan(d.ref, d.type, "replace", driver_name, update="recreate",
                           changes=changes + state_change, steps=steps, fingerprint=fp,
-                          source=d.source, notes=("data is erased (allow_replace: true)",))
-    kinds = []
-    notes: tuple[str, ...] = ()
+                          source=d.source, erases=driver.erases(live) if is_domain else (),
+                          notes=("data is erased (allow_replace: true)",))
+    kinds: list[StepKind] = []
     if cls == "restart" and running and want_state == "running":
         kinds = ["stop", "update", "start"]
     else:
@@ -317,13 +391,18 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
             kinds.append("start")
         elif want_state == "stopped" and running:
             kinds.insert(0, "stop") if cls == "restart" else kinds.append("stop")
-    if not kinds:  # nothing to apply, so nothing for a saved plan to check: no fingerprint
-        return ObjectPlan(d.ref, d.type, "noop", driver_name, source=d.source)
     live_update = cls == "live" and running
     steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields, live=live_update)
     return ObjectPlan(d.ref, d.type, "update", driver_name,
                       update=cls if cls else "live", changes=changes + state_change,
-                      steps=steps, fingerprint=fp, source=d.source, notes=notes)
+                      steps=steps, fingerprint=fp, source=d.source)
+
+
+def _refused(d: Desired, driver_name: str, refusals: tuple[Refusal, ...], fingerprint: str,
+             update: str | None = None, changes: tuple[FieldChange, ...] = ()) -> ObjectPlan:
+    return ObjectPlan(d.ref, d.type, "refused", driver_name, update=update, changes=changes,
+                      fingerprint=fingerprint, source=d.source, refusals=refusals,
+                      notes=tuple(map(str, refusals)))
 
 
 def _seq(*kinds: StepKind | None) -> list[StepKind]:
@@ -331,10 +410,10 @@ def _seq(*kinds: StepKind | None) -> list[StepKind]:
 
 
 def _not_ours(d: Desired, live: LiveObject, driver_name: str) -> ObjectPlan:
-    return ObjectPlan(d.ref, d.type, "refused", driver_name, fingerprint=live.fingerprint(),
-                      source=d.source, notes=(
-                          f"{d.ref} exists on the host but is not managed by reconciler (no "
-                          "ownership stamp); it is left alone. Import it or remove it by hand.",))
+    return _refused(d, driver_name, (Refusal(
+        "", f"{d.ref} exists on the host but is not managed by reconciler (no ownership "
+        "stamp); it is left alone. Import it or remove it by hand.", "foreign",
+        "reconciler import"),), live.fingerprint())
 
 
 def _reason(changes: tuple[FieldChange, ...]) -> str:
@@ -345,10 +424,12 @@ def _reason(changes: tuple[FieldChange, ...]) -> str:
 def _wire(b: _Builder, wanted: dict[Ref, Desired], live_all: dict[Ref, tuple[str, LiveObject]],
           plans: dict[Ref, ObjectPlan]) -> None:
     """Dependencies between objects: networks first, depends_on, removals in reverse."""
+    bridges = {str(d.spec["bridge"]["name"]): ref for ref, d in wanted.items()
+               if ref.kind == "Network" and (d.spec.get("bridge") or {}).get("name")}
     for ref, d in wanted.items():
         if ref.kind != "Domain":
             continue
-        for net in referenced_networks(d.spec):
+        for net in referenced_networks(d.spec, bridges):
             b.after(ref, net)
         for dep in d.spec.get("depends_on", ()):
             b.after(ref, Ref("Domain", dep))

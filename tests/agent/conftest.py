@@ -24,6 +24,8 @@ name: {name}
 type: lxc
 memory: {memory}
 filesystems: [{{type: template, name: busybox, target: /}}]
+idmap: [{{kind: uid, start: 0, target: 100000, count: 65536}},
+        {{kind: gid, start: 0, target: 100000, count: 65536}}]
 """
 
 

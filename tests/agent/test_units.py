@@ -17,13 +17,13 @@ from reconciler.agent.settings import agent_settings, parse_listen
 from reconciler.agent.specstore import SpecStore
 from reconciler.agent.systemd import Notifier
 from reconciler.agent.watch import ChangeTracker, SpecWatcher, wanted
-from reconciler.drivers.base import Ref
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import Holder, StateLock, holder
 from reconciler.engine.plan import Settings
 from reconciler.errors import ConfigError, SafetyError
+from reconciler.model.fields import Ref
 
 from .conftest import spec_text, write_atomic
 

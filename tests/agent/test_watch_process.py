@@ -205,8 +205,8 @@ def test_second_agent_on_the_same_state_directory_refuses(dirs, start_agent):
 
 
 def test_drift_is_reverted_by_the_periodic_resync(dirs, start_agent):
-    from reconciler.drivers.base import Ref
     from reconciler.drivers.sim import SimDriver
+    from reconciler.model.fields import Ref
 
     specs, state = dirs
     write_atomic(specs / "a.yaml", spec_text("a", "128MiB"))

@@ -6,17 +6,21 @@ The scenarios themselves (test_conformance.py) are the same for every driver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.drivers.base import Ref
 from reconciler.engine import compute_plan
 from reconciler.engine.apply import ApplyReport, apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import Plan, Settings
+from reconciler.model.fields import Ref
+
+# an LXC id map as unprivileged containers use (root in the guest is uid 100000 on the host)
+UNPRIVILEGED = [{"kind": "uid", "start": 0, "target": 100000, "count": 65536},
+                {"kind": "gid", "start": 0, "target": 100000, "count": 65536}]
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,17 @@ def ref(name: str) -> Ref:
     return Ref("Domain", name)
 
 
+def _settings(config: Config) -> Settings:
+    """The config's own settings (its policy included), removal breaker off: tests remove on
+    purpose."""
+    return replace(config.settings, max_removal_share=1.0)
+
+
 def plan_pass(config: Config, specs: Path) -> Plan:
     """Plan `specs` against the host once (removal breaker off: tests remove on purpose)."""
     hosts = build_hosts(config)
     try:
-        return compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
+        return compute_plan([str(specs)], hosts, _settings(config)).plan
     finally:
         hosts.close()
 
@@ -68,7 +78,7 @@ def apply_pass(config: Config, specs: Path) -> tuple[Plan, ApplyReport]:
     hosts = build_hosts(config)
     journal = Journal(config.state_dir)
     try:
-        plan = compute_plan([str(specs)], hosts, Settings(max_removal_share=1.0)).plan
+        plan = compute_plan([str(specs)], hosts, _settings(config)).plan
         return plan, apply_plan(plan, hosts, journal, parallel=4)
     finally:
         journal.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.config import Config
+from reconciler.engine.policy import Policy
 
 from .harness import Facts
 
@@ -32,8 +33,8 @@ TEST_URI = "test:///default"
 # the guest's init: count the boot, stop cleanly on SIGTERM (libvirt's shutdown, signal mode)
 INIT = "echo boot >> /boots; trap 'exit 0' TERM; sleep 100000 & wait"
 def lxc_guest_spec(name: str, root: Path, init: str = INIT) -> dict[str, Any]:
-    """A libvirt LXC guest on a busybox root the test owns; `init` runs as its PID 1."""
-    make_busybox_root(root)
+    """A libvirt LXC guest on a busybox root the driver builds at `root` (so it owns it and
+    purge erases it); `init` runs as its PID 1."""
     return {
         "kind": "Domain", "name": name, "type": "lxc", "memory": "128MiB",
         "init": {"cmd": "/bin/sh", "args": ["-c", init]},
@@ -150,9 +151,13 @@ class LibvirtHarness:
                 self._starts.setdefault(dom.name(), set()).add(dom.ID())
 
     def config(self, state_dir: Path) -> Config:
+        # beyond the default policy: guests are built under the harness's temp directory, and
+        # libvirt LXC guests run without an id map (init writes into a root owned by root)
+        allow = {"mount_roots": [str(self.roots)], "privileged": self.kind == "lxc"}
         return Config(state_dir=str(state_dir), driver="libvirt", driver_chosen=True,
                       drivers={"libvirt": {"uri": self.uri, "match": f"{self.prefix}*",
-                                           "stop_timeout": 10}})
+                                           "stop_timeout": 10}},
+                      policy=Policy.from_config(allow, str(state_dir)))
 
     def root(self, name: str) -> Path:
         return self.roots / name
@@ -162,7 +167,6 @@ class LibvirtHarness:
         if self.kind == "lxc":
             spec = lxc_guest_spec(name, root)
         else:
-            root.mkdir(parents=True, exist_ok=True)
             spec = {
                 "kind": "Domain", "name": name, "type": "test", "os": {"type": "hvm"},
                 "memory": "128MiB",

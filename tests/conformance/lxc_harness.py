@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.config import Config
+from reconciler.engine.policy import Policy
 
 from .harness import Facts
 
@@ -57,9 +58,13 @@ class LxcHarness:
         script.chmod(0o755)
 
     def config(self, state_dir: Path) -> Config:
-        # stop_timeout 0: lxc-stop -k; the clean halt is checked in tests/drivers/lxc
+        # stop_timeout 0: lxc-stop -k; the clean halt is checked in tests/drivers/lxc.
+        # Beyond the default policy: the boot script is bind-mounted from the harness's temp
+        # directory, and the containers run without an id map (it writes /boots as root)
+        allow = {"mount_roots": [str(self.bootdir)], "privileged": True}
         return Config(state_dir=str(state_dir), driver="lxc", driver_chosen=True,
-                      drivers={"lxc": {"lxcpath": str(self.lxcpath), "stop_timeout": 0}})
+                      drivers={"lxc": {"lxcpath": str(self.lxcpath), "stop_timeout": 0}},
+                      policy=Policy.from_config(allow, str(state_dir)))
 
     def spec(self, name: str, **overrides: Any) -> dict[str, Any]:
         spec: dict[str, Any] = {

@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from reconciler.drivers.base import Ref
 from reconciler.drivers.sim import SimDriver
 from reconciler.engine.config import Config
+from reconciler.model.fields import Ref
 
-from .harness import Facts
+from .harness import UNPRIVILEGED, Facts
 
 
 class SimHarness:
@@ -23,7 +23,10 @@ class SimHarness:
         self.prefix = f"cf{uuid.uuid4().hex[:6]}"
 
     def config(self, state_dir: Path) -> Config:
-        return Config(state_dir=str(state_dir), driver="sim", driver_chosen=True)
+        # `sim` previews each type as the driver that runs it; LXC guests here as the lxc
+        # driver (LXC's own tools), whose rules the suite checks on real LXC too
+        return Config(state_dir=str(state_dir), driver="sim", driver_chosen=True,
+                      drivers={"sim": {"imitate": {"lxc": "lxc"}}})
 
     def spec(self, name: str, **overrides: Any) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -31,6 +34,8 @@ class SimHarness:
             "hostname": name,
             "filesystems": [{"type": "template", "name": "busybox", "target": "/"}],
         }
+        if self.type == "lxc":  # unprivileged, as the default host policy wants
+            spec["idmap"] = UNPRIVILEGED
         spec.update(overrides)
         return spec
 
@@ -44,7 +49,11 @@ class SimHarness:
         return {"quota": {"ugid_limit": 100}}, "quota.ugid_limit", 100
 
     def replace_change(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return {**spec, "filesystems": [{"type": "template", "name": "other", "target": "/"}]}
+        other = {"type": "template", "name": "other", "target": "/"}
+        if self.type == "lxc":  # a template LXC ships
+            other = {"type": "template", "name": "download", "target": "/",
+                     "options": ["-d", "alpine"]}
+        return {**spec, "filesystems": [other]}
 
     def _record(self, name: str) -> dict[str, Any] | None:
         path = self.state_dir / "sim" / "objects" / "Domain" / f"{name}.json"

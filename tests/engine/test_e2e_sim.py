@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from reconciler.engine.lock import StateLock
+from tests.conformance.harness import UNPRIVILEGED
 from tests.conftest import run_cli
 
 
@@ -42,16 +44,23 @@ def apply(specs: Path | str, state: Path) -> Any:
 
 WEB = {"kind": "Domain", "name": "web", "type": "lxc", "memory": "256MiB", "hostname": "web",
        "filesystems": [{"type": "template", "name": "busybox", "target": "/"}],
-       "interfaces": [{"type": "network", "source": "lan", "ip": ["192.0.2.10/24"]}]}
-DB = {"kind": "Domain", "name": "db", "type": "lxc", "memory": "512MiB", "depends_on": ["web"]}
+       "interfaces": [{"type": "bridge", "source": "lanbr", "ip": ["192.0.2.10/24"]}],
+       "idmap": UNPRIVILEGED}
+DB = {"kind": "Domain", "name": "db", "type": "lxc", "memory": "512MiB", "depends_on": ["web"],
+      "filesystems": [{"type": "template", "name": "busybox", "target": "/"}],
+      "idmap": UNPRIVILEGED}
 VZ = {"kind": "Domain", "name": "vz105", "type": "openvz", "id": 105, "profile": "vps.basic",
       "filesystems": [{"type": "template", "name": "gentoo-20060317-i686-stage3", "target": "/"}]}
-LAN = {"kind": "Network", "name": "lan", "forward": {"mode": "nat"},
+LAN = {"kind": "Network", "name": "lan", "forward": {"mode": "nat"}, "bridge": {"name": "lanbr"},
        "ips": [{"address": "192.0.2.1/24",
                 "dhcp_ranges": [{"start": "192.0.2.100", "end": "192.0.2.200"}]}]}
 
 
-def test_plan_apply_story(tmp_path: Path) -> None:
+def test_plan_apply_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the LXC guests here are previewed as the lxc driver (LXC's own tools) runs them
+    config = tmp_path / "agent.yaml"
+    config.write_text("drivers: {sim: {imitate: {lxc: lxc}}}\n")
+    monkeypatch.setenv("RECONCILER_CONFIG", str(config))
     specs, state = tmp_path / "specs", tmp_path / "state"
     specs.mkdir()
     write(specs, "net.yaml", LAN)
@@ -170,8 +179,8 @@ def test_saved_plan_applied_and_stale_plan_refused(tmp_path: Path) -> None:
 
     # a plan made, then the host moves: applying it is refused for that object
     res = run_cli("plan", str(specs), "--state-dir", str(state), "--out", str(saved))
-    from reconciler.drivers.base import Ref
     from reconciler.drivers.sim import SimDriver
+    from reconciler.model.fields import Ref
 
     SimDriver(state).tamper(Ref("Domain", "web"), running=False)
     res = run_cli("apply", str(saved), "--state-dir", str(state), "--yes")
@@ -240,8 +249,8 @@ def test_journal_is_set_aside_past_its_size(tmp_path: Path) -> None:
     plan_ids = []
     for memory in ("128MiB", "256MiB", "384MiB"):
         for n in range(4):
-            write(specs, f"d{n}.yaml", {"kind": "Domain", "name": f"d{n}", "type": "lxc",
-                                        "memory": memory})
+            write(specs, f"d{n}.yaml", {**DB, "name": f"d{n}", "memory": memory,
+                                        "depends_on": []})
         res = run_cli("apply", str(specs), "--state-dir", str(state), "--yes",
                       "--config", str(config))
         assert res.returncode == 0, res.stderr

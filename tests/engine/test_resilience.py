@@ -18,6 +18,7 @@ from reconciler.engine.apply import Retry, apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.journal import Journal, read
 from reconciler.engine.plan import Settings
+from tests.conformance.harness import UNPRIVILEGED
 from tests.conftest import run_cli
 
 N = 50
@@ -28,6 +29,7 @@ def fifty(specs: Path) -> None:
     docs = [{"kind": "Domain", "name": f"d{i:02d}", "type": "openvz" if i % 2 else "lxc",
              "memory": "128MiB",
              "filesystems": [{"type": "template", "name": "busybox", "target": "/"}],
+             **({} if i % 2 else {"idmap": UNPRIVILEGED}),
              **({"depends_on": [f"d{i - 10:02d}"]} if i >= 40 else {})} for i in range(N)]
     (specs / "all.yaml").write_text(yaml.safe_dump_all(docs))
 
@@ -134,7 +136,9 @@ def test_random_failures_converge_and_never_block_unrelated(tmp_path: Path) -> N
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
     specs, state = tmp_path / "specs", tmp_path / "state"
     specs.mkdir()
-    (specs / "a.yaml").write_text(yaml.safe_dump({"kind": "Domain", "name": "a", "type": "lxc"}))
+    (specs / "a.yaml").write_text(yaml.safe_dump({
+        "kind": "Domain", "name": "a", "type": "lxc", "idmap": UNPRIVILEGED,
+        "filesystems": [{"type": "template", "name": "busybox", "target": "/"}]}))
     (state / "sim").mkdir(parents=True)
     (state / "sim" / "faults.json").write_text(json.dumps(
         [{"step": "start", "mode": "transient", "times": 2}]))

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config
 from reconciler.engine.plan import Plan
+from reconciler.engine.policy import Policy
 from tests.conformance.harness import apply_pass, plan_pass
 
+# What these tests allow beyond the default host policy, and why: guests are built in and
+# mounted from the test's temp directory, libvirt LXC guests run without an id map (their
+# init writes into a root owned by the host's root), and one guest runs on a host directory.
+LIBVIRT_TEST_POLICY = {"mount_roots": [tempfile.gettempdir()], "privileged": True,
+                       "host_root": True}
 
-def config(state: Path, uri: str, prefix: str, **options: Any) -> Config:
+
+def config(state: Path, uri: str, prefix: str, policy: dict[str, Any] | None = None,
+           **options: Any) -> Config:
     return Config(state_dir=str(state), driver="libvirt", driver_chosen=True,
                   drivers={"libvirt": {"uri": uri, "match": f"{prefix}*", "stop_timeout": 10,
-                                       **options}})
+                                       **options}},
+                  policy=Policy.from_config(LIBVIRT_TEST_POLICY if policy is None else policy,
+                                            str(state)))
 
 
 def plan(specs: Path, cfg: Config) -> Plan:

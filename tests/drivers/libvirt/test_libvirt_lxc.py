@@ -20,8 +20,8 @@ import pytest
 import yaml
 from libvirt_support import apply, changes, config, errors, plan
 
-from reconciler.drivers.base import Ref
 from reconciler.drivers.libvirt import LibvirtDriver
+from reconciler.model.fields import Ref
 from tests.conformance.libvirt_harness import BUSYBOX, init_pid, lxc_guest_spec, make_busybox_root
 
 URI = "lxc:///"

@@ -13,11 +13,12 @@ import pytest
 import yaml
 from libvirt_support import apply, changes, config, errors, plan
 
-from reconciler.drivers.base import Ref, Step
+from reconciler.drivers.base import Step
 from reconciler.drivers.libvirt import LibvirtDriver
 from reconciler.drivers.libvirt.connection import Connection
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.model import Domain
+from reconciler.model.fields import Ref
 
 URI = "test:///default"
 
@@ -157,9 +158,9 @@ def test_import_writes_specs_without_host_defaults_and_adopts(test_conn: Any, pr
                             "<source bridge='br0'/></interface></devices></domain>")
     driver = LibvirtDriver(tmp_path, uri=URI, match=f"{prefix}*")
     try:
-        assert sorted(s["name"] for s in driver.import_specs(adopt=False)) == [name, other]
+        assert sorted(s["name"] for s in driver.import_specs(adopt=False).specs) == [name, other]
         assert all(not o.owned for o in driver.observe())  # adopt=False: nothing written
-        specs = driver.import_specs(names=[name], out=str(tmp_path / "out"), format="xml")
+        specs = driver.import_specs(names=[name], out=str(tmp_path / "out"), format="xml").specs
         live = {o.ref.name: o for o in driver.observe()}
     finally:
         driver.close()
@@ -320,7 +321,8 @@ def test_a_vm_spec_with_kept_xml_pieces_converges(test_conn: Any, prefix: str,
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / f"{name}.xml").write_text(VM_XML.format(name=name))
-    cfg = config(tmp_path / "state", URI, prefix)
+    # the VM's kept <disk> hands it a host file: allowed here, as a VM host would
+    cfg = config(tmp_path / "state", URI, prefix, policy={"host_devices": True})
     _, report = apply(specs, cfg)
     assert not errors(report), errors(report)
     assert changes(plan(specs, cfg)) == {}

@@ -25,6 +25,7 @@ from reconciler.drivers.lxc import LxcDriver
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config
 from reconciler.engine.plan import Plan
+from reconciler.engine.policy import Policy
 from tests.conformance.harness import apply_pass, plan_pass
 
 BOOT_SCRIPT = """#!/bin/sh
@@ -129,8 +130,13 @@ class HostWorld:
         (self.specs / f"{name}.yaml").unlink()
 
     def config(self) -> Config:
+        # Beyond the default policy: host directories under the test's temp dir are mounted
+        # into the containers (the boot script, shared data), and they run without an id map
+        # (their init writes /boots as the host's root)
+        allow = {"mount_roots": [str(self.lxcpath.parent)], "privileged": True}
         return Config(state_dir=str(self.state), driver="lxc", driver_chosen=True,
-                      drivers={"lxc": {"lxcpath": str(self.lxcpath), **self.options}})
+                      drivers={"lxc": {"lxcpath": str(self.lxcpath), **self.options}},
+                      policy=Policy.from_config(allow, str(self.state)))
 
     def driver(self) -> LxcDriver:
         return LxcDriver(state_dir=str(self.state), lxcpath=str(self.lxcpath), **self.options)

@@ -10,7 +10,8 @@ from typing import Any
 
 from conftest import Bridge, HostWorld, run
 
-from reconciler.drivers.base import Ref, Step
+from reconciler.drivers.base import Step
+from reconciler.model.fields import Ref
 
 
 def actions(plan: Any) -> dict[str, str]:

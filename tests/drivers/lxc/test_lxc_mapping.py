@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.drivers.base import Ref, flatten
 from reconciler.drivers.lxc import LxcDriver, validated
 from reconciler.drivers.lxc.config import LxcConfig
 from reconciler.drivers.lxc.mapping import (
@@ -27,6 +26,7 @@ from reconciler.drivers.lxc.mapping import (
 from reconciler.drivers.lxc.tools import parse_template_comment
 from reconciler.errors import ConfigError, PermanentError
 from reconciler.model import Domain, canonical
+from reconciler.model.fields import Ref, flatten
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HYBRID = CgroupLayout(frozenset({"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
