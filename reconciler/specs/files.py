@@ -58,18 +58,19 @@ class Loaded:
         return not self.errors
 
 
-def load_file(path: Path, display: str | None = None) -> Loaded:
+def load_file(path: Path, display: str | None = None, root: str | None = None) -> Loaded:
     name = display or str(path)
-    data = read_spec(path, name)
+    data = read_spec(path, name, root)
     return data if isinstance(data, Loaded) else load_bytes(data, name)
 
 
-def load_many(paths: Iterable[str | Path]) -> Iterator[Loaded]:
+def load_many(paths: Iterable[str | Path], root: str | None = None) -> Iterator[Loaded]:
     """`load_file` of each path, in order, a batch of files at a time: all of a batch is
     read, then parsed, then validated. Each step's code and data so stay in the CPU caches
     (file reads and lxml, pydantic-core and the interpreter evict each other otherwise): a
-    directory loads a fifth faster than file by file."""
-    for batch in _batches(paths):
+    directory loads a fifth faster than file by file. `root`: the real directory the paths
+    are in (see `read_spec`)."""
+    for batch in _batches(paths, root):
         parsed = [data if isinstance(data, Loaded) else parse_bytes(data, name)
                   for name, data in batch]
         batch.clear()  # the bytes are held by what needs them (line lookups) from here on
@@ -80,12 +81,13 @@ BATCH_FILES = 64
 BATCH_BYTES = 1 << 20  # what a batch may hold in file contents
 
 
-def _batches(paths: Iterable[str | Path]) -> Iterator[list[tuple[str, bytes | Loaded]]]:
+def _batches(paths: Iterable[str | Path], root: str | None
+             ) -> Iterator[list[tuple[str, bytes | Loaded]]]:
     batch: list[tuple[str, bytes | Loaded]] = []
     held = 0
     for path in paths:
         name = str(path)
-        data = read_spec(path, name)
+        data = read_spec(path, name, root)
         batch.append((name, data))
         held += len(data) if isinstance(data, bytes) else 0
         if len(batch) == BATCH_FILES or held >= BATCH_BYTES:
@@ -95,17 +97,34 @@ def _batches(paths: Iterable[str | Path]) -> Iterator[list[tuple[str, bytes | Lo
         yield batch
 
 
-def read_spec(path: str | Path, name: str) -> bytes | Loaded:
-    """The file's bytes, or a Loaded that says why they cannot be had."""
+def read_spec(path: str | Path, name: str, root: str | None = None) -> bytes | Loaded:
+    """The file's bytes, or a Loaded that says why they cannot be had.
+
+    Only a regular file is read, opened without blocking (a FIFO or a device planted in the
+    spec directory is an error, never a stall), at most MAX_SPEC_BYTES. A symlink is followed
+    only to a file inside `root`, the spec directory's real path: a link to /etc/shadow is
+    reported as a link, and no byte of its target is read (so none can be echoed in an
+    error). With no `root` (a file named on the command line), the file itself is the root."""
+    where = Location(name, 1, 1)
     try:
-        fd = os.open(path, os.O_RDONLY)  # not open(): no buffer object, no isatty() call
+        target = str(path)
+        if root is not None and os.path.islink(target):
+            target = os.path.realpath(target)
+            if target != root and not target.startswith(root.rstrip(os.sep) + os.sep):
+                raise SpecError("is a symbolic link to a file outside the spec directory; "
+                                "not read", where)
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC |
+                     (os.O_NOFOLLOW if root is not None else 0))
         try:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):  # as open() refuses it
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if not stat.S_ISREG(st.st_mode):
+                raise SpecError("is not a regular file (a FIFO, device or socket); not read",
+                                where)
             if st.st_size > MAX_SPEC_BYTES:
                 raise SpecError(f"file is {st.st_size} bytes; specs are limited to "
-                                f"{MAX_SPEC_BYTES} (refused before parsing)", Location(name, 1, 1))
+                                f"{MAX_SPEC_BYTES} (refused before parsing)", where)
             # ask for what fstat said, not the limit: a read allocates what it is asked for
             data = _read_upto(fd, st.st_size + 1)
             if len(data) > st.st_size:  # it grew while we looked: read on, up to the limit
@@ -114,12 +133,13 @@ def read_spec(path: str | Path, name: str) -> bytes | Loaded:
             os.close(fd)
         if len(data) > MAX_SPEC_BYTES:
             raise SpecError(f"file is over {MAX_SPEC_BYTES} bytes; specs are limited to "
-                            f"{MAX_SPEC_BYTES} (refused before parsing)", Location(name, 1, 1))
+                            f"{MAX_SPEC_BYTES} (refused before parsing)", where)
     except SpecError as exc:
         return Loaded(name, "", errors=(exc,))
     except OSError as exc:
-        return Loaded(name, "", errors=(SpecError(f"cannot read: {exc.strerror}",
-                                                  Location(name, 1, 1)),))
+        why = "a symbolic link moved while it was read" if exc.errno == errno.ELOOP else \
+            exc.strerror
+        return Loaded(name, "", errors=(SpecError(f"cannot read: {why}", where),))
     return data
 
 

@@ -114,7 +114,7 @@ def spec_names(root: Path) -> list[str]:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)
-            elif is_spec_name(entry.name) and entry.is_file():
+            elif is_spec_name(entry.name):  # a FIFO or a dangling link too: it is reported
                 found.append(entry.path)
     found.sort()
     return found
@@ -132,7 +132,8 @@ def load_paths(paths: Iterable[str | Path], cache: dict[str, Loaded] | None = No
             if not root_path.exists():
                 missing.append(root)
                 continue
-            for loaded in load_many(spec_names(root_path)):
+            real = os.path.realpath(root) if root_path.is_dir() else None
+            for loaded in load_many(spec_names(root_path), real):
                 result.files[loaded.path] = loaded
         result.missing_roots = tuple(missing)
         for loaded in result.files.values():
