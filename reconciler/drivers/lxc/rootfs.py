@@ -3,12 +3,14 @@
 A root inside a privileged container can replace `/etc` with a symlink to any host path. A
 plain `open(rootfs + "/etc/resolv.conf", "w")` from the host would then follow it and write
 to the host's own file. Every path component here is opened with O_NOFOLLOW relative to the
-previous one (openat), so a symlink anywhere in the path is an error, never a redirect.
+previous one (openat), so a symlink anywhere in the path is an error, never a redirect; only
+regular files are read, never blocking, at most MAX_READ bytes.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from contextlib import suppress
 
 from reconciler.errors import PermanentError
@@ -34,18 +36,23 @@ def _open_parent(root: str, relpath: str) -> tuple[int, str]:
 
 
 def read_file(root: str, relpath: str) -> str | None:
-    """The file's text, or None when it (or a directory on the way) is missing or a symlink."""
+    """The file's text (at most MAX_READ bytes), or None when it, or a directory on the way,
+    is missing, a symlink or not a regular file. Opened without blocking: a guest's root is
+    the guest's to fill, and a FIFO it plants at etc/resolv.conf must not stall an observe."""
     try:
         dir_fd, leaf = _open_parent(root, relpath)
     except OSError:
         return None
     try:
-        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                     dir_fd=dir_fd)
     except OSError:
         return None
     finally:
         os.close(dir_fd)
     with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return fh.read(MAX_READ).decode("utf-8", "replace")
 
 

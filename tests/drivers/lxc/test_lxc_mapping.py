@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 from typing import Any
@@ -372,3 +373,19 @@ def test_any_supported_spec_round_trips(spec: dict[str, Any], layout: CgroupLayo
     want, have = flatten(spec), flatten(read(text, ctx(layout=layout), last=spec))
     assert {k: have.get(k) for k in want} == want
     assert written(spec, layout, base=text, last=spec) == text
+
+
+def test_a_fifo_or_link_in_a_guest_root_is_never_read(tmp_path: Path) -> None:
+    """A privileged guest owns its root: what it plants at etc/resolv.conf must neither stall
+    an observe (a FIFO) nor lead the host elsewhere (a symlink)."""
+    from reconciler.drivers.lxc import rootfs
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    os.mkfifo(etc / "resolv.conf")
+    assert rootfs.read_file(str(tmp_path), "etc/resolv.conf") is None
+    (etc / "resolv.conf").unlink()
+    (etc / "resolv.conf").symlink_to("/etc/hostname")
+    assert rootfs.read_file(str(tmp_path), "etc/resolv.conf") is None
+    with pytest.raises(PermanentError):
+        rootfs.write_file(str(tmp_path / "missing"), "etc/resolv.conf", "nameserver 1.1.1.1\n")
