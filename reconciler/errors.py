@@ -5,6 +5,7 @@ ReconcilerError
  ├── ConfigError          agent config or command-line options are wrong
  ├── PlanError            a saved plan cannot be used (stale, corrupt, other driver)
  ├── SafetyError          a pass was refused by a safety rule (removal breaker, lock)
+ ├── StateError           the state directory cannot be used (a full disk, a malformed file)
  └── DriverError          a back-end call failed
       ├── TransientError  worth retrying after `delay` seconds (busy, timeout)
       └── PermanentError  retrying will not help (bad config, missing tool)
@@ -65,6 +66,10 @@ class PlanError(ReconcilerError):
 
 class SafetyError(ReconcilerError):
     """A safety rule refused the whole pass."""
+
+
+class StateError(ReconcilerError):
+    """The state directory (journal, status, lock) cannot be written or read."""
 
 
 class DriverError(ReconcilerError):

@@ -79,9 +79,15 @@ def read_regular(path: str | Path, limit: int, follow: bool = False) -> bytes:
         os.close(fd)
 
 
-def private_dir(path: str | Path) -> Path:
-    """Make `path` (and parents) if missing; a directory we create is 0700."""
+def private_dir(path: str | Path, tighten: bool = False) -> Path:
+    """Make `path` (and parents) if missing; a directory we create is 0700. With `tighten`,
+    an existing one we own loses group and other access too (the state directory holds the
+    journal, saved secrets' digests, the lock)."""
     path = Path(path)
     if not path.is_dir():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if tighten:
+        st = path.stat()
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            path.chmod(0o700)
     return path

@@ -25,8 +25,7 @@ def _dumps(value: Any) -> str:
 
 
 def write_plan(journal: Journal, plan: Plan, stream_above: int = STREAM_ABOVE) -> None:
-    fh, lock = getattr(journal, "_fh", None), getattr(journal, "_lock", None)
-    if fh is None or lock is None or len(plan.objects) + len(plan.steps) <= stream_above:
+    if len(plan.objects) + len(plan.steps) <= stream_above:
         journal.write("plan", **plan.to_json())
         return
     skeleton = replace(plan, objects=(), steps=()).to_json()
@@ -37,15 +36,15 @@ def write_plan(journal: Journal, plan: Plan, stream_above: int = STREAM_ABOVE) -
     lazy: dict[str, Iterable[dict[str, Any]]] = {
         "objects": (o.to_json() for o in plan.objects if o.action != "noop"),
         "steps": (s.to_json() for s in plan.steps)}
-    with lock:
-        fh.write("{")
+    with journal.writing() as put:
+        put("{")
         for index, (key, value) in enumerate(record.items()):
-            fh.write(("," if index else "") + _dumps(key) + ":")
+            put(("," if index else "") + _dumps(key) + ":")
             if key in lazy:
-                fh.write("[")
+                put("[")
                 for n, item in enumerate(lazy[key]):
-                    fh.write(("," if n else "") + _dumps(item))
-                fh.write("]")
+                    put(("," if n else "") + _dumps(item))
+                put("]")
             else:
-                fh.write(_dumps(value))
-        fh.write("}\n")
+                put(_dumps(value))
+        put("}\n")

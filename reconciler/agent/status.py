@@ -19,10 +19,13 @@ every half second while busy, and once more on exit.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from reconciler.errors import StateError
+from reconciler.fsio import read_regular, write_atomic
+from reconciler.text import printable
 
 STATUS_NAME = "agent-status.json"
 FORMAT_VERSION = 1
@@ -39,22 +42,30 @@ def iso(ts: float | None) -> str | None:
 
 
 def write_status(state_dir: str | Path, data: dict[str, Any]) -> None:
-    path = status_path(state_dir)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Atomically, 0600 (it names files and errors), never through a symlink."""
     body = json.dumps({"format_version": FORMAT_VERSION, **data}, separators=(",", ":"),
                       default=str)
-    with open(tmp, "w") as fh:
-        fh.write(body)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_atomic(status_path(state_dir), body + "\n", 0o600)
+
+
+MAX_STATUS_BYTES = 64 * 1024 * 1024
 
 
 def read_status(state_dir: str | Path) -> dict[str, Any] | None:
+    """The status, or None when there is none; StateError when it cannot be used."""
+    path = status_path(state_dir)
     try:
-        data = json.loads(status_path(state_dir).read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_regular(path, MAX_STATUS_BYTES))
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except OSError as exc:
+        raise StateError(f"cannot read the status file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise StateError(f"the status file {path} is not valid JSON ({exc}); the agent "
+                         "writes a new one after its next pass") from None
+    if not isinstance(data, dict):
+        raise StateError(f"the status file {path} does not hold a status object")
+    return data
 
 
 def object_state(entry: Any) -> str:
@@ -68,7 +79,7 @@ def render_text(data: dict[str, Any], running_pid: int | None) -> str:
         lines.append(f"agent: running (pid {running_pid}), watcher {data.get('watcher', '?')}")
     else:
         lines.append(f"agent: not running (status from {data.get('updated', '?')})")
-    roots = ", ".join(data.get("roots") or []) or "-"
+    roots = ", ".join(map(printable, data.get("roots") or [])) or "-"
     lines.append(f"specs: {roots}" + (f" @ {data['commit'][:12]}" if data.get("commit") else ""))
     last = data.get("last_pass")
     if last:
@@ -79,7 +90,7 @@ def render_text(data: dict[str, Any], running_pid: int | None) -> str:
             f"{last.get('duration')} s; {steps.get('succeeded', 0)} steps ok, "
             f"{steps.get('failed', 0)} failed, {steps.get('skipped', 0)} skipped)")
         for note in last.get("notes") or []:
-            lines.append(f"  note: {note}")
+            lines.append(f"  note: {printable(note)}")
     else:
         lines.append("last pass: none yet")
     lines.append(f"last success: {data.get('last_success') or 'never'}")
@@ -99,21 +110,26 @@ def render_text(data: dict[str, Any], running_pid: int | None) -> str:
                 extra.append(f"{entry['failures']} failures, retry at {entry.get('retry_at')}")
             if entry.get("note"):
                 extra.append(str(entry["note"]))
-            lines.append(f"  {entry.get('state')}: {name}" +
-                         (f" - {'; '.join(extra)}" if extra else ""))
+            lines.append(f"  {printable(entry.get('state'))}: {printable(name)}" +
+                         (f" - {printable('; '.join(extra))}" if extra else ""))
     held = data.get("held_files") or []
     if held:
         lines.append(f"held files: {len(held)}")
         for item in held:
-            lines.append(f"  {item.get('file')}")
+            lines.append(f"  {printable(item.get('file'))}")
             for err in item.get("errors", []):
-                lines.append(f"    {err}")
+                lines.append(f"    {printable(err)}")
     pending = data.get("pending_files") or []
     if pending:
         lines.append(f"files waiting to be complete: {len(pending)}")
         for item in pending[:20]:
-            lines.append(f"  {item.get('file')} ({item.get('waiting')} since {item.get('since')})")
+            lines.append(f"  {printable(item.get('file'))} ({item.get('waiting')} since "
+                         f"{item.get('since')})")
+    git = data.get("git") or {}
+    if git.get("last_error"):
+        lines.append(f"git: failing ({git.get('failures')} in a row): "
+                     f"{printable(git['last_error'])}")
     restarts = data.get("pending_restarts") or []
     if restarts:
-        lines.append("pending restarts: " + ", ".join(restarts))
+        lines.append("pending restarts: " + printable(", ".join(restarts)))
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from typing import Any
 
 from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.config import Config
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, StateError
 
 EXIT_OK, EXIT_ERROR, EXIT_UNHEALTHY, EXIT_NOT_RUNNING = 0, 1, 1, 3
 
@@ -97,7 +97,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         config = load_config(args.config, state_dir=args.state_dir)
     except ConfigError as exc:
         return _error(str(exc))
-    data = read_status(config.state_dir)
+    try:
+        data = read_status(config.state_dir)
+    except StateError as exc:
+        return _error(str(exc))
     held = holder(config.state_dir)  # an apply holding the lock is not a running agent
     pid = held.pid if held is not None and held.is_agent else None
     if data is None:

@@ -15,7 +15,7 @@ from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import StateLock
 from reconciler.engine.plan import Plan
-from reconciler.errors import ConfigError, DriverError, PlanError, SafetyError
+from reconciler.errors import ConfigError, DriverError, PlanError, SafetyError, StateError
 from reconciler.log import get_logger
 from reconciler.specs.loader import SpecSet
 from reconciler.text import printable
@@ -148,7 +148,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         # held from the plan to the last step: nobody else changes the host in between
         with StateLock(config.state_dir, "apply"):
             return _apply(args, config, hosts)
-    except (PlanError, DriverError, SafetyError) as exc:
+    except (PlanError, DriverError, SafetyError, StateError) as exc:
         return _error(str(exc))
     finally:
         hosts.close()

@@ -35,6 +35,7 @@ from reconciler.drivers.base import (
     StepKind,
 )
 from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.fsio import write_atomic
 from reconciler.model.fields import Ref, root_of
 from reconciler.rules import Technology, technology
 from reconciler.rules.registry import DEFAULT_IMITATION
@@ -218,12 +219,7 @@ class SimDriver(Driver):
 
     @staticmethod
     def _write(path: Path, record: dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(record, separators=(",", ":")))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

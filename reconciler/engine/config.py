@@ -28,6 +28,7 @@ from reconciler.engine.journal import MAX_BYTES as JOURNAL_MAX_BYTES
 from reconciler.engine.plan import Settings
 from reconciler.engine.policy import Policy
 from reconciler.errors import ConfigError
+from reconciler.fsio import private_dir
 from reconciler.model.units import parse_size
 
 
@@ -120,7 +121,7 @@ def _journal_max(value: object) -> int:
 
 def build_hosts(config: Config) -> Hosts:
     names = {config.driver, *config.routes.values()}
-    Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(config.state_dir, tighten=True)
     built = {name: drivers.create(name, config.state_dir, **config.drivers.get(name, {}))
              for name in sorted(names)}
     return Hosts(built, config.driver, config.routes)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from reconciler.errors import SafetyError
+from reconciler.fsio import private_dir
 
 LOCK_NAME = "agent.lock"  # the name agents have always locked; an older agent still excludes us
 
@@ -39,8 +40,8 @@ class StateLock:
     def acquire(self) -> None:
         """Take the lock or raise SafetyError naming who holds it; never waits."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            private_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise SafetyError(f"cannot lock state directory {self.path.parent}: "
                               f"{exc.strerror}; choose one you can write with --state-dir"
@@ -99,7 +100,7 @@ def holder(state_dir: str | Path) -> Holder | None:
     if not path.exists():
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:

@@ -70,6 +70,7 @@ from reconciler.drivers.lxc.tools import (
 )
 from reconciler.drivers.text import lines, words
 from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.fsio import write_atomic
 from reconciler.model import Domain, canonical
 from reconciler.model.fields import POLICY_FIELDS, Ref, flatten, root_of
 from reconciler.rules import Technology
@@ -573,16 +574,9 @@ class LxcDriver(Driver):
 
     @staticmethod
     def _write_atomic(path: Path, text: str, mode: int) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_atomic(path, text, mode)
         except OSError as exc:
-            _unlink(tmp)
             raise PermanentError(f"cannot write {path}: {exc.strerror}") from None
 
 
