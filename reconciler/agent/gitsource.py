@@ -21,21 +21,32 @@ import shutil
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler.drivers.text import last_line
 from reconciler.errors import ConfigError, DriverError
+from reconciler.fsio import write_atomic
 from reconciler.log import get_logger
 
 from .settings import GitSettings
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 GIT_TIMEOUT = 300.0
+MAX_EXPORT_BYTES = 256 * 1024 * 1024  # what one commit's tree may hold, all files together
+MAX_EXPORT_ENTRIES = 100_000
 
 
 class GitError(DriverError):
     """A git command failed (fetch, archive)."""
+
+
+class GitRefused(GitError):
+    """A commit whose tree cannot be used as a spec directory (it links outside itself, or is
+    too big); it is not checked out, and the last good commit stays applied."""
 
 
 class GitSource:
@@ -49,6 +60,7 @@ class GitSource:
         self.link = self.base / "current"
         self.log = get_logger(source="git")
         self._lock = threading.Lock()
+        self._refused: tuple[str, str] | None = None  # (commit, why)
 
     @property
     def root(self) -> str:
@@ -116,7 +128,13 @@ class GitSource:
                 raise GitError(f"git rev-parse gave {commit!r}, not a commit id")
             if commit == self.current_commit():
                 return None
-            self._export(commit)
+            if self._refused is not None and self._refused[0] == commit:
+                raise GitRefused(self._refused[1])  # refused before: the same tree again
+            try:
+                self._export(commit)
+            except GitRefused as exc:
+                self._refused = (commit, str(exc))
+                raise
             self._swap(commit)
             self._prune(keep={commit, *self._previous()})
             self.log.info("git.synced", commit=commit, url=self.settings.url,
@@ -132,11 +150,21 @@ class GitSource:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         archive = tmp.with_suffix(".tar")
-        with open(archive, "wb") as fh:
-            self._git("archive", "--format=tar", commit, stdout=fh.fileno())
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        archive.unlink()
+        try:
+            with open(archive, "wb") as fh:
+                self._git("archive", "--format=tar", commit, stdout=fh.fileno())
+            if archive.stat().st_size > MAX_EXPORT_BYTES + 1024 * 1024:
+                raise GitRefused(f"commit {commit[:12]} refused: its tree is larger than "
+                                 f"{MAX_EXPORT_BYTES >> 20} MiB")
+            with tarfile.open(archive) as tar:
+                members = tar.getmembers()
+                check_tree(members, commit)
+                tar.extractall(tmp, members=members, filter="data")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            archive.unlink(missing_ok=True)
         os.rename(tmp, target)
 
     def _swap(self, commit: str) -> None:
@@ -146,7 +174,7 @@ class GitSource:
         os.symlink(os.path.join("checkouts", commit), tmp)
         os.replace(tmp, self.link)  # atomic: the watcher sees one rename onto `current`
         if previous:
-            (self.base / "previous").write_text(previous + "\n")
+            write_atomic(self.base / "previous", previous + "\n")
 
     def _previous(self) -> set[str]:
         try:
@@ -161,16 +189,65 @@ class GitSource:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
+def check_tree(members: list[tarfile.TarInfo], commit: str) -> None:
+    """Refuse a commit's tree that could lead a reader out of it: a symlink with an absolute
+    target or one that climbs out of the tree, a hard link, anything but files, directories
+    and links; and a tree too large to check out."""
+    total = 0
+    if len(members) > MAX_EXPORT_ENTRIES:
+        raise GitRefused(f"commit {commit[:12]} refused: more than {MAX_EXPORT_ENTRIES} entries")
+    for member in members:
+        name = member.name
+        if member.issym():
+            target = member.linkname
+            inside = os.path.normpath(os.path.join(os.path.dirname(name), target))
+            if os.path.isabs(target) or inside == ".." or inside.startswith("../"):
+                raise GitRefused(f"commit {commit[:12]} refused: {name} links outside the "
+                                 f"repository (to {target}); specs are read only from inside "
+                                 "it")
+        elif member.islnk() or not (member.isfile() or member.isdir()):
+            raise GitRefused(f"commit {commit[:12]} refused: {name} is not a file, directory "
+                             "or symlink")
+        total += member.size
+        if total > MAX_EXPORT_BYTES:
+            raise GitRefused(f"commit {commit[:12]} refused: its tree is larger than "
+                             f"{MAX_EXPORT_BYTES >> 20} MiB")
+
+
+@dataclass
+class GitHealth:
+    """How fetching goes, for healthz, the status file and metrics."""
+
+    last_attempt: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    failures: int = 0          # in a row
+    refused: str | None = None  # the newest commit refused, and why
+
+    def to_json(self) -> dict[str, Any]:
+        return {"last_attempt": self.last_attempt, "last_success": self.last_success,
+                "last_error": self.last_error, "failures": self.failures,
+                "refused": self.refused}
+
+
 class GitPoller(threading.Thread):
     """Fetches at once, then every `interval` seconds (with 10 % jitter) until `stop` is set.
     The first fetch (a clone, maybe slow) runs here, not in the agent's start-up: systemd gets
-    READY at once and SIGTERM is answered meanwhile."""
+    READY at once and SIGTERM is answered meanwhile. No failure ends it: a fetch that fails or
+    a commit refused is reported (`health`, log) and the next poll tries again, so the next
+    good commit applies."""
 
     def __init__(self, source: GitSource, stop: threading.Event,
-                 on_commit: Callable[[str], None] | None = None) -> None:
+                 on_commit: Callable[[str], None] | None = None,
+                 on_result: Callable[[GitHealth], None] | None = None) -> None:
         super().__init__(name="git", daemon=True)
         self.source, self.stop_event, self.on_commit = source, stop, on_commit
-        self.last_error: str | None = None
+        self.on_result = on_result
+        self.health = GitHealth()
+
+    @property
+    def last_error(self) -> str | None:
+        return self.health.last_error
 
     def run(self) -> None:
         first = True
@@ -179,11 +256,27 @@ class GitPoller(threading.Thread):
             if not first and self.stop_event.wait(interval):
                 return
             first = False
-            try:
-                commit = self.source.sync()
-                self.last_error = None
-                if commit and self.on_commit is not None:
-                    self.on_commit(commit)
-            except (GitError, OSError, subprocess.SubprocessError) as exc:
-                self.last_error = str(exc)
-                self.source.log.warning("git.failed", error=str(exc), url=self.source.settings.url)
+            self.poll()
+
+    def poll(self) -> None:
+        health = self.health
+        health.last_attempt = time.time()
+        try:
+            commit = self.source.sync()
+        except Exception as exc:  # every failure is reported; none ends the polling
+            health.failures += 1
+            health.last_error = str(exc) or type(exc).__name__
+            if isinstance(exc, GitRefused):
+                health.refused = str(exc)
+                self.source.log.error("git.refused", error=str(exc),
+                                      url=self.source.settings.url)
+            else:
+                self.source.log.warning("git.failed", error=health.last_error,
+                                        failures=health.failures, url=self.source.settings.url)
+        else:
+            health.failures, health.last_error = 0, None
+            health.last_success = time.time()
+            if commit and self.on_commit is not None:
+                self.on_commit(commit)
+        if self.on_result is not None:
+            self.on_result(health)

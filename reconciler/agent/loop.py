@@ -41,7 +41,7 @@ from reconciler.log import get_logger
 from reconciler.model.fields import Ref
 
 from .backoff import Backoff, RateLimit
-from .gitsource import GitPoller, GitSource
+from .gitsource import GitHealth, GitPoller, GitSource
 from .http import HttpServer
 from .metrics import OBJECT_STATES, Metrics
 from .planner import LiveCache, plan_full, plan_some
@@ -125,6 +125,7 @@ class Agent:
         self.metrics = Metrics()
         self.notifier = Notifier()
         self.git: GitSource | None = None
+        self.git_poller: GitPoller | None = None
         self.hosts: Hosts | None = None
         self.live: LiveCache | None = None
         self.journal: Journal | None = None
@@ -188,6 +189,9 @@ class Agent:
             reasons.append("file watcher is not running")
         if not loop:
             reasons.append("reconcile loop is not running")
+        git = self.git_poller.health if self.git_poller is not None else None
+        if git is not None and git.last_error:
+            reasons.append(f"git: {git.last_error}")
         if self.last_ok is None:
             reasons.append("no pass has finished yet")
         elif not self.last_ok:
@@ -195,7 +199,19 @@ class Agent:
         body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons,
                 "last_pass": self.last_pass, "last_success": iso(self.last_success),
                 "watcher": "alive" if watcher else "dead", "commit": self.commit}
+        if git is not None:
+            body["git"] = git.to_json()
         return not reasons, body
+
+    def _git_result(self, health: GitHealth) -> None:
+        """After each poll (the git thread): metrics now, the status file soon."""
+        self.metrics.git_up.set(0 if health.last_error else 1)
+        if health.last_error:
+            self.metrics.git_failures.inc()
+        if health.last_success is not None:
+            self.metrics.git_last_success.set(health.last_success)
+        self._status_dirty = True
+        self._wake()
 
     def _alive(self) -> bool:
         loop = self._loop_thread is not None and self._loop_thread.is_alive()
@@ -260,9 +276,12 @@ class Agent:
             self.git = GitSource(self.settings.git, self.config.state_dir)
             self.git.base.mkdir(parents=True, exist_ok=True)
             self.paths = [self.git.root]
-            poller = GitPoller(self.git, self.stop_event, on_commit=lambda commit: (
-                self.tracker.request_rescan("git commit", True, self.clock())))
-            self._threads.append(poller)
+            self.git_poller = GitPoller(
+                self.git, self.stop_event,
+                on_commit=lambda commit: self.tracker.request_rescan("git commit", True,
+                                                                     self.clock()),
+                on_result=self._git_result)
+            self._threads.append(self.git_poller)
         self.store = SpecStore(self.paths)
         self.watcher = SpecWatcher(self.paths, self.tracker, self.clock)
         self.watcher.start()
@@ -790,6 +809,9 @@ class Agent:
                "pending_files": [{"file": n, "waiting": k, "since": iso(wall_now - (now - t))}
                                  for n, (k, t) in sorted(pending.items())],
                "pending_restarts": sorted(restarts)}
+        if self.git_poller is not None:
+            doc["git"] = {"url": self.git.settings.url if self.git else None,
+                          **self.git_poller.health.to_json()}
         if self.crashed:
             doc["crashed"] = self.crashed
         try:

@@ -46,6 +46,14 @@ class Metrics:
                                   "1 when the last pass succeeded", registry=r)
         self.watcher_up = Gauge("reconciler_watcher_up", "1 while the file watcher runs",
                                 registry=r)
+        self.git_up = Gauge("reconciler_git_up", "1 while the last fetch from git worked (and "
+                            "its commit was usable); 0 after a failure", registry=r)
+        self.git_failures = Counter("reconciler_git_failures",
+                                    "Fetches or checkouts from git that failed or were refused",
+                                    registry=r)
+        self.git_last_success = Gauge("reconciler_git_last_success_timestamp_seconds",
+                                      "When a fetch from git last worked (Unix time)",
+                                      registry=r)
         self.info = Info("reconciler_build", "Version of the agent", registry=r)
         self.info.info({"version": __version__})
         self.commit = Info("reconciler_spec", "The git commit the specs come from", registry=r)

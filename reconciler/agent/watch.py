@@ -8,9 +8,11 @@ Two parts:
   * a file that arrived by rename (`mv tmp a.yaml`, git, rsync, most editors) is complete at
     once: the rename is atomic, there is no half of it to see;
   * a file written in place (created, modified, closed, attributes) is complete only when its
-    (size, mtime, inode) has not changed for `settle` seconds *and* nobody holds it open (an
-    inotify open without its close; held at most `open_hold`). A half-written YAML may well
-    parse, so parse success is never the test, stability is;
+    (size, mtime, inode) has not changed for `settle` seconds *and* nobody holds it open for
+    writing. An inotify open without its close is waited for up to `open_hold`; then the
+    processes holding the file are looked up (/proc/*/fdinfo), and one holding it open for
+    writing is waited for as long as it does: a file held open by its writer is never read.
+    A half-written YAML may well parse, so parse success is never the test, stability is;
   * a deleted (or renamed-away) file counts as gone only after `settle`: editors that save by
     "rename the old file to a backup, write a new one" must not look like a deletion;
   * events come in bursts; a burst is released after `quiet` seconds without events, or `cap`
@@ -112,10 +114,12 @@ class ChangeTracker:
 
     def __init__(self, *, settle: float = 1.0, quiet: float = 0.02, cap: float = 0.2,
                  open_hold: float = 30.0, wake: Callable[[], None] | None = None,
-                 stat: Callable[[str], FileKey | None] = file_key) -> None:
+                 stat: Callable[[str], FileKey | None] = file_key,
+                 writers: Callable[[str], list[int]] | None = None) -> None:
         self.settle, self.quiet, self.cap, self.open_hold = settle, quiet, cap, open_hold
         self._wake = wake or (lambda: None)
         self._stat = stat
+        self._writers = writers or open_for_writing
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._opens: dict[str, int] = {}
@@ -238,6 +242,11 @@ class ChangeTracker:
             held_until = self._open_since.get(name, now) + self.open_hold
             if held_until > now:
                 return max(held_until, at)
+            if self._writers(name):  # a writer still holds it: never read half a file
+                entry.last = now
+                return now + self.settle
+            self._opens.pop(name, None)  # a reader, or a close we never heard of
+            self._open_since.pop(name, None)
         key = self._stat(name)
         if key != entry.key:  # changed without an event reaching us yet: not stable
             entry.key, entry.last = key, now
@@ -251,6 +260,39 @@ class ChangeTracker:
     def open_writers(self) -> dict[str, int]:
         with self._lock:
             return dict(self._opens)
+
+
+def open_for_writing(path: str) -> list[int]:
+    """The pids of processes holding `path` open for writing, from /proc (every process's
+    descriptors when run as root; one's own otherwise). Costs a walk of /proc, so the tracker
+    asks only about a file opened and not closed for `open_hold`."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return []
+    pids = []
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            fds = list(os.scandir(f"{entry.path}/fd"))
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(fd.path)
+                if (st.st_dev, st.st_ino) != (target.st_dev, target.st_ino):
+                    continue
+                with open(f"{entry.path}/fdinfo/{fd.name}") as info:
+                    flags = next((line.split()[1] for line in info
+                                  if line.startswith("flags:")), "0")
+            except (OSError, IndexError):
+                continue
+            if int(flags, 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                pids.append(int(entry.name))
+                break
+    return pids
 
 
 # ---------------------------------------------------------------- the watchdog side

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,45 @@ def test_a_reader_that_never_closes_delays_at_most_open_hold():
     t.event("/s/a.yaml", "written", 0.0, (10, 1, 7))
     assert t.due(2.0).ready == []
     assert [r.name for r in t.due(3.0).ready] == ["/s/a.yaml"]
+
+
+def test_a_file_held_open_by_its_writer_is_never_read_however_long():
+    writers: list[int] = [4242]
+    stat = FakeStat()
+    t = ChangeTracker(settle=1.0, quiet=0.03, cap=0.2, open_hold=3.0, stat=stat,
+                      writers=lambda name: list(writers))
+    stat.keys["/s/a.yaml"] = (10, 1, 7)
+    t.event("/s/a.yaml", "opened", 0.0)
+    t.event("/s/a.yaml", "written", 0.0, (10, 1, 7))
+    for now in (3.0, 30.0, 600.0, 3600.0):
+        assert t.due(now).ready == [], now  # pid 4242 still holds it open for writing
+    writers.clear()  # the writer closed it (and its close event was lost)
+    assert [r.name for r in t.due(3602.0).ready] == ["/s/a.yaml"]
+
+
+def test_open_for_writing_finds_a_real_writer(tmp_path):
+    from reconciler.agent.watch import open_for_writing
+
+    path = tmp_path / "a.yaml"
+    path.write_text("x")
+    writer = subprocess.Popen([sys.executable, "-c", "import sys,time; f=open(sys.argv[1],'a');"
+                               " print('open', flush=True); time.sleep(60)", str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+        assert open_for_writing(str(path)) == [writer.pid]
+    finally:
+        writer.kill()
+        writer.wait()
+    reader = subprocess.Popen([sys.executable, "-c", "import sys,time; f=open(sys.argv[1]);"
+                               " print('open', flush=True); time.sleep(60)", str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        assert open_for_writing(str(path)) == []  # a reader is not a writer
+    finally:
+        reader.kill()
+        reader.wait()
 
 
 def test_our_own_reads_do_not_start_a_burst():
