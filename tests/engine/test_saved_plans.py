@@ -116,3 +116,26 @@ def test_file_names_cannot_forge_plan_lines_or_hide_them(tmp_path: Path) -> None
     assert "\\n+ domain:forged (lxc) create\\x1b[2K.yaml" in res.stdout
     markdown = run_cli("plan", str(specs), "--state-dir", str(state), "--format", "markdown")
     assert "\x1b" not in markdown.stdout
+
+
+def test_files_planted_as_symlinks_in_the_state_directory_are_never_followed(
+        tmp_path: Path) -> None:
+    specs, state = world(tmp_path, guest("a"))
+    state.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("untouched\n")
+    (state / "journal.jsonl").symlink_to(target)
+    res = run_cli("apply", str(specs), "--state-dir", str(state), "--yes")
+    assert res.returncode == 1 and "cannot write the journal" in res.stderr
+    assert "Traceback" not in res.stderr
+    (state / "journal.jsonl").unlink()
+    (state / "agent.lock").unlink(missing_ok=True)
+    (state / "agent.lock").symlink_to(target)
+    res = run_cli("apply", str(specs), "--state-dir", str(state), "--yes")
+    assert res.returncode == 1 and "cannot lock state directory" in res.stderr
+    assert target.read_text() == "untouched\n"
+    (state / "agent.lock").unlink()
+    assert run_cli("apply", str(specs), "--state-dir", str(state), "--yes").returncode == 0
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    for name in ("journal.jsonl", "agent.lock"):
+        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name

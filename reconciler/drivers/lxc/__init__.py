@@ -359,17 +359,21 @@ class LxcDriver(Driver):
         if new != text or not (cdir / "config").exists():
             self._write_atomic(cdir / "config", new, 0o640)
         if any(f.startswith("dns.") or f == "dns" for f in managed):
-            self._write_dns(self._rootfs(cfg, name), spec.get("dns"))
+            self._write_dns(self._rootfs(cfg, name), spec.get("dns"), cdir)
         self._write_stamp(name, step.stamp(), (sidecar or {}).get("lxc"))
         _unlink(cdir / UNDEFINED)
         return cfg
 
     @staticmethod
-    def _write_dns(root: str, dns: dict[str, Any] | None) -> None:
-        if not os.path.isdir(root):
+    def _write_dns(root: str, dns: dict[str, Any] | None, cdir: Path) -> None:
+        """etc/resolv.conf in a root the driver built (inside the container's directory);
+        a host directory used as a root is never written (the plan refuses dns there)."""
+        if not dns or not os.path.isdir(root):
             return
-        if dns:
-            rootfs.write_file(root, "etc/resolv.conf", resolv_conf_text(dns))
+        if not os.path.realpath(root).startswith(os.path.realpath(cdir) + os.sep):
+            raise PermanentError(f"refusing to write DNS into {root}: not a root the driver "
+                                 "built")
+        rootfs.write_file(root, "etc/resolv.conf", resolv_conf_text(dns))
 
     def _do_start(self, step: Step, name: str) -> None:
         cdir = self._dir(name)

@@ -352,3 +352,38 @@ def test_only_a_template_root_gets_a_provision_step(test_conn: Any, prefix: str,
     assert not errors(report)
     assert (tmp_path / "root").is_dir()
     assert {test_conn.lookupByName(n).name() for n in (plain, built)} == {plain, built}
+
+
+def test_an_existing_directory_named_as_a_root_is_never_taken_or_purged(
+        test_conn: Any, prefix: str, tmp_path: Path) -> None:
+    """A spec names a directory it did not get built (the user's data, say) as its template
+    root and asks for purge: the plan refuses it, nothing is defined, the data stays. A root
+    the driver did build is erased by the purge, and the plan says so beforehand."""
+    specs = tmp_path / "specs"
+    cfg = config(tmp_path / "state", URI, prefix)
+    precious = tmp_path / "srv" / "precious"
+    precious.mkdir(parents=True)
+    (precious / "data.txt").write_text("keep me")
+    taken, built = f"{prefix}tk", f"{prefix}bt"
+    _write(specs, _spec(taken, state="stopped", removal="purge", filesystems=[
+        {"type": "template", "name": "empty", "source": str(precious), "target": "/"}]))
+    _write(specs, _spec(built, state="stopped", removal="purge", filesystems=[
+        {"type": "template", "name": "empty", "source": str(tmp_path / "built"),
+         "target": "/"}]))
+    first, report = apply(specs, cfg)
+    assert not errors(report)
+    actions = {o.ref.name: o.action for o in first.objects}
+    assert actions == {taken: "refused", built: "create"}
+    [obj] = [o for o in first.objects if o.ref.name == taken]
+    assert obj.refusals[0].field == "filesystems.0.source"
+    assert taken not in [d.name() for d in test_conn.listAllDomains(0)]
+
+    _write(specs, _spec(built, state="absent", removal="purge", filesystems=[
+        {"type": "template", "name": "empty", "source": str(tmp_path / "built"),
+         "target": "/"}]))
+    second, report = apply(specs, cfg)
+    assert not errors(report)
+    [gone] = [o for o in second.objects if o.ref.name == built]
+    assert gone.action == "remove" and gone.erases == (str(tmp_path / "built"),)
+    assert not (tmp_path / "built").exists()
+    assert (precious / "data.txt").read_text() == "keep me"

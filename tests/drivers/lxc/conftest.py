@@ -107,6 +107,7 @@ class HostWorld:
         (self.bootdir / "boot").write_text(BOOT_SCRIPT)
         (self.bootdir / "boot").chmod(0o755)
         self.options: dict[str, Any] = {"stop_timeout": 0}
+        self.policy: dict[str, Any] | None = None  # a test's own policy, when it needs more
 
     # ------------------------------------------------------------------ specs and engine
     def name(self, suffix: str) -> str:
@@ -133,7 +134,7 @@ class HostWorld:
         # Beyond the default policy: host directories under the test's temp dir are mounted
         # into the containers (the boot script, shared data), and they run without an id map
         # (their init writes /boots as the host's root)
-        allow = {"mount_roots": [str(self.lxcpath.parent)], "privileged": True}
+        allow = self.policy or {"mount_roots": [str(self.lxcpath.parent)], "privileged": True}
         return Config(state_dir=str(self.state), driver="lxc", driver_chosen=True,
                       drivers={"lxc": {"lxcpath": str(self.lxcpath), **self.options}},
                       policy=Policy.from_config(allow, str(self.state)))

@@ -72,3 +72,27 @@ def test_a_hand_written_separator_stays_inside_its_line_through_a_rewrite(
     assert payload(marker, separator) in text  # kept, as one line, where it was
     restart(world, name)
     assert not marker.exists()
+
+
+def test_dns_is_never_written_outside_a_root_the_driver_built(world: HostWorld) -> None:
+    """A container whose root is a host directory (allowed here by the policy): dns would
+    write that directory's etc/resolv.conf, which with `/` as the root is the host's own. The
+    plan refuses it; without dns the same container applies, and the file stays as it was."""
+    name = world.name("dns")
+    hostroot = world.lxcpath.parent / "hostroot"
+    (hostroot / "etc").mkdir(parents=True)
+    (hostroot / "etc" / "resolv.conf").write_text("nameserver 192.0.2.53\n")
+    spec = world.spec(name, state="stopped", dns={"nameservers": ["198.51.100.1"]})
+    spec["filesystems"] = [{"type": "mount", "source": str(hostroot), "target": "/"}]
+    world.options["stop_timeout"] = 0
+    world.write(name, spec)
+    allow = {"mount_roots": [str(world.lxcpath.parent)], "privileged": True, "host_root": True}
+    world.policy = allow
+    plan = world.plan()
+    [obj] = [o for o in plan.objects if o.ref.name == name]
+    assert obj.action == "refused" and [r.field for r in obj.refusals] == ["dns"]
+    del spec["dns"]
+    world.write(name, spec)
+    world.apply()
+    assert (world.lxcpath / name / "config").exists()
+    assert (hostroot / "etc" / "resolv.conf").read_text() == "nameserver 192.0.2.53\n"
