@@ -316,10 +316,9 @@ class Agent:
         assert self.hosts is not None
         self._events_stop = stop = threading.Event()
         for name, driver in self.hosts.drivers.items():
-            events = getattr(driver, "events", None)
-            if not callable(events):
+            if not driver.capabilities.events:
                 continue
-            thread = threading.Thread(target=self._events, args=(name, events, stop),
+            thread = threading.Thread(target=self._events, args=(name, driver.events, stop),
                                       name=f"events-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -1,28 +1,38 @@
-"""Drivers, one module per technology, found by name. Imported lazily, so a host without
-libvirt-python can still run the others."""
+"""Drivers, one module per technology, found by name. Each is imported only when it is made,
+so a host without libvirt-python can still run the others."""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import Any
 
 from reconciler.drivers.base import Driver
 from reconciler.errors import ConfigError
 
-BUILTIN = {
-    "sim": ("reconciler.drivers.sim", "SimDriver"),
-    "lxc": ("reconciler.drivers.lxc", "LxcDriver"),
-    "libvirt": ("reconciler.drivers.libvirt", "LibvirtDriver"),
-}
+
+def _sim() -> type[Driver]:
+    from reconciler.drivers.sim import SimDriver
+    return SimDriver
+
+
+def _lxc() -> type[Driver]:
+    from reconciler.drivers.lxc import LxcDriver
+    return LxcDriver
+
+
+def _libvirt() -> type[Driver]:
+    from reconciler.drivers.libvirt import LibvirtDriver
+    return LibvirtDriver
+
+
+BUILTIN: dict[str, Callable[[], type[Driver]]] = {"sim": _sim, "lxc": _lxc, "libvirt": _libvirt}
 
 
 def create(name: str, state_dir: str, **options: Any) -> Driver:
     if name not in BUILTIN:
         raise ConfigError(f"unknown driver {name!r}; available: {', '.join(BUILTIN)}")
-    module_name, cls_name = BUILTIN[name]
     try:
-        module = importlib.import_module(module_name)
+        cls = BUILTIN[name]()
     except ImportError as exc:
         raise ConfigError(f"driver {name!r} cannot load: {exc}") from None
-    driver: Driver = getattr(module, cls_name)(state_dir=state_dir, **options)
-    return driver
+    return cls(state_dir=state_dir, **options)  # type: ignore[call-arg]

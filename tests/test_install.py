@@ -1,0 +1,56 @@
+"""The README's install, as a new user runs it: a fresh virtual environment, `pip install .`
+with no extras, and then the agent, the product's main job, applies a new spec file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SPEC = """kind: Domain
+name: fresh
+type: kvm
+os: {type: hvm}
+memory: 64MiB
+"""
+
+
+def test_a_plain_install_runs_the_watcher(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(REPO)],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    tool = str(venv / "bin" / "reconciler")
+    version = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert version.returncode == 0 and version.stdout.startswith("reconciler ")
+
+    specs, state = tmp_path / "specs", tmp_path / "state"
+    specs.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    agent = subprocess.Popen([tool, "--log-format", "json", "watch", str(specs), "--state-dir",
+                              str(state), "--http", "off", "--resync", "0"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=tmp_path)
+    try:
+        record = state / "sim" / "objects" / "Domain" / "fresh.json"
+        deadline = time.monotonic() + 60
+        while not (state / "agent-status.json").exists() and time.monotonic() < deadline:
+            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
+            time.sleep(0.1)
+        tmp = specs / ".fresh.yaml.tmp"
+        tmp.write_text(SPEC)
+        tmp.rename(specs / "fresh.yaml")
+        while not record.exists() and time.monotonic() < deadline:
+            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
+            time.sleep(0.1)
+        assert record.exists(), "the watcher did not apply the new spec file"
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
