@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from reconciler.engine.apply import ApplyReport, StepOutcome, apply_plan
+from reconciler.engine import apply_planned
+from reconciler.engine.apply import ApplyReport, StepOutcome
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
@@ -45,7 +46,6 @@ from .gitsource import GitHealth, GitPoller, GitSource
 from .http import HttpServer
 from .metrics import OBJECT_STATES, Metrics
 from .planner import LiveCache, plan_full, plan_some
-from .records import write_plan
 from .settings import AgentSettings
 from .specstore import FileRead, SpecStore, Update
 from .status import iso, write_status
@@ -604,24 +604,17 @@ class Agent:
 
     def _apply(self, plan: Plan, now: float) -> ApplyReport | None:
         assert self.hosts is not None and self.journal is not None
-        interesting = plan.has_changes or plan.notes or any(
-            o.action in ("held", "refused") for o in plan.objects)
-        if interesting:
-            if self.journal.rotate_if_full(self.config.journal_max_bytes):
-                self.log.info("journal.rotated", path=str(self.journal.path))
-            write_plan(self.journal, plan)
         if plan.breaker:
             self.metrics.removals_refused.inc()
-        if not plan.has_changes:
-            return None
         blocked = self.backoff.blocked(now)
         skip = {s.id for s in plan.steps if s.ref in blocked}
 
         def progress(outcome: StepOutcome, done: int, total: int) -> None:
             self._heartbeat = self.clock()
 
-        return apply_plan(plan, self.hosts, self.journal, parallel=self.config.parallel,
-                          stop=self.stop_event, skip=skip, progress=progress)
+        return apply_planned(plan, self.hosts, self.journal, parallel=self.config.parallel,
+                             journal_max_bytes=self.config.journal_max_bytes,
+                             stop=self.stop_event, skip=skip, progress=progress)
 
     def _account(self, plan: Plan, report: ApplyReport | None, full: bool) -> None:
         """Per-object state, backoff and metrics from a plan and how its apply went."""

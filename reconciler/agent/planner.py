@@ -54,7 +54,6 @@ class LiveCache:
         self.observed: Observed | None = None
         self.stale: set[Ref] = set()
         self.refreshes = 0
-        self.last_duration = 0.0
         self._touched: dict[Ref, int] = {}
         self._generation = 0
         self._lock = threading.Lock()
@@ -83,7 +82,6 @@ class LiveCache:
             self.stale = {r for r in self.stale if self._touched.get(r, 0) > started_at}
             self._touched = {r: g for r, g in self._touched.items() if r in self.stale}
             self.refreshes += 1
-            self.last_duration = time.monotonic() - started
         if self.after_refresh is not None:
             self.after_refresh()
         return observed

@@ -127,7 +127,6 @@ class ChangeTracker:
         self._rescans: list[Rescan] = []
         self._burst_start: float | None = None
         self._last_activity = 0.0
-        self.events_seen = 0
 
     def configure(self, *, settle: float, quiet: float, cap: float, open_hold: float) -> None:
         with self._lock:
@@ -136,7 +135,6 @@ class ChangeTracker:
     # ------------------------------------------------------------ fed by the watcher
     def event(self, name: str, kind: EventKind, now: float, key: FileKey | None = None) -> None:
         with self._lock:
-            self.events_seen += 1
             if kind == "opened":
                 if self._opens.get(name, 0) == 0:
                     self._open_since[name] = now

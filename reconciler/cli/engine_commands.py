@@ -8,8 +8,8 @@ import sys
 import threading
 from typing import Any
 
-from reconciler.engine import compute_plan, render, saved, stale_objects
-from reconciler.engine.apply import DEFAULT_PARALLEL, StepOutcome, apply_plan
+from reconciler.engine import apply_planned, compute_plan, render, saved, stale_objects
+from reconciler.engine.apply import DEFAULT_PARALLEL, StepOutcome
 from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
@@ -180,15 +180,15 @@ def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
             print("Apply cancelled.")
             return EXIT_ERROR
     journal = Journal(config.state_dir)
-    journal.rotate_if_full(config.journal_max_bytes)
-    journal.write("plan", **plan.to_json())
     stop = threading.Event()
     progress = _progress_printer() if sys.stderr.isatty() else None
     try:
-        report = apply_plan(plan, hosts, journal, parallel=config.parallel, stop=stop, skip=skip,
-                            progress=progress)
+        report = apply_planned(plan, hosts, journal, parallel=config.parallel,
+                               journal_max_bytes=config.journal_max_bytes, stop=stop,
+                               skip=skip, progress=progress)
     finally:
         journal.close()
+    assert report is not None  # the plan has steps
     counts = report.counts()
     print(f"Apply {plan.id}: {counts['succeeded']} steps succeeded, {counts['failed']} failed, "
           f"{counts['skipped']} skipped.")

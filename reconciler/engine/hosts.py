@@ -26,9 +26,6 @@ class Hosts:
         key = "network" if kind == "Network" else dtype
         return self.routes.get(key, self.default)
 
-    def driver_for(self, kind: str, dtype: str) -> Driver:
-        return self.drivers[self.driver_name_for(kind, dtype)]
-
     def prepare_observe(self) -> None:
         for driver in self.drivers.values():
             if driver.capabilities.prepares_observe:

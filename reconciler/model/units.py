@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import re
 
-_UNITS = {
-    "": 1, "b": 1, "bytes": 1,
+# The one table of size units: spec sizes and libvirt's scaled integers (`unit='MiB'`) alike.
+# As libvirt reads them: a bare letter and the *iB forms are powers of 1024, *B ones of 1000.
+UNITS = {
+    "b": 1, "bytes": 1,
     "k": 1024, "kb": 1000, "kib": 1024,
     "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
     "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
     "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+    "p": 1024**5, "pb": 1000**5, "pib": 1024**5,
 }
+UNIT_NAMES = "bytes, KiB, MiB, GiB, TiB, PiB (or KB, MB, ... for powers of 1000)"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 MAX_BYTES = 1 << 60  # 1 EiB: anything larger is a typo, not a machine
 
@@ -28,7 +32,7 @@ def parse_size(value: object, native: int = 1024) -> int:
                 raise ValueError(f"size {value!r} is negative; write e.g. 512MiB")
             raise ValueError(f"{value!r} is not a size; write e.g. 512MiB, 1G or 65536 (KiB)")
         number, unit = match.groups()
-        factor = _UNITS.get(unit.lower()) if unit else native
+        factor = UNITS.get(unit.lower()) if unit else native
         if factor is None:
             raise ValueError(f"unknown unit {unit!r} in {value!r}; use B, KiB, MiB, GiB, TiB")
         result = int(float(number) * factor)

@@ -120,9 +120,9 @@ def spec_names(root: Path) -> list[str]:
     return found
 
 
-def load_paths(paths: Iterable[str | Path], cache: dict[str, Loaded] | None = None) -> SpecSet:
-    """Load every spec file under `paths` and check them across files. (`cache` is not used:
-    the agent's SpecStore keeps its own per-file cache and calls `check_set` itself.)"""
+def load_paths(paths: Iterable[str | Path]) -> SpecSet:
+    """Load every spec file under `paths` and check them across files. (The agent's SpecStore
+    keeps its own per-file cache and calls `check_set` itself.)"""
     roots = tuple(str(p) for p in paths)
     result = SpecSet(roots=roots)
     missing = []

@@ -14,15 +14,12 @@ from typing import Any
 from lxml import etree
 
 from reconciler.errors import Location, SpecError
+from reconciler.model.units import UNIT_NAMES, UNITS
 from reconciler.specs.xmlsafe import canonical_xml
 
 NS = "urn:reconciler:spec:1"
 Q_EXT = f"{{{NS}}}spec"
 
-KIB = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
-       "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4,
-       "tib": 1024**4, "tb": 1000**4, "p": 1024**5, "pib": 1024**5, "pb": 1000**5}
-UNIT_NAMES = "bytes, KiB, MiB, GiB, TiB, PiB (or KB, MB, ... for powers of 1000)"
 
 
 TOP_ORDER = ["name", "uuid", "genid", "title", "description", "metadata", "maxMemory", "memory",
@@ -97,7 +94,7 @@ def _scaled(el: etree._Element, default_unit: str = "kib", attr: str = "unit",
     """A libvirt scaled integer as an exact byte count the model parses ('123B')."""
     unit = el.get(attr, default_unit)
     number = ((el.text if value is None else value) or "").strip()
-    factor = KIB.get(unit.lower())
+    factor = UNITS.get(unit.lower())
     if factor is None or not number.isdigit():
         where = f"<{el.tag}>" if value is None else f"<{el.tag} usage=...>"
         if factor is None:

@@ -378,7 +378,7 @@ def test_settings_from_config_and_flags():
 
 
 def test_streamed_plan_record_is_the_journals_own_line(tmp_path):
-    from reconciler.agent.records import write_plan
+    from reconciler.engine.records import write_plan
 
     specs, state = tmp_path / "specs", tmp_path / "state"
     for name in ("a", "b", "c"):
@@ -443,6 +443,7 @@ def test_driver_events_trigger_an_immediate_recheck(tmp_path, monkeypatch):
     again and planned at once, without waiting for the resync."""
     import queue
 
+    from reconciler.drivers.base import Capabilities
     from reconciler.drivers.sim import SimDriver
 
     events: queue.Queue[Ref] = queue.Queue()
@@ -455,6 +456,7 @@ def test_driver_events_trigger_an_immediate_recheck(tmp_path, monkeypatch):
                 continue
 
     monkeypatch.setattr(SimDriver, "events", fake_events, raising=False)
+    monkeypatch.setattr(SimDriver, "capabilities", Capabilities(events=True))
     write_atomic(tmp_path / "specs" / "a.yaml", spec_text("a"))
     with InProcessAgent(tmp_path) as run:
         run.wait(lambda a: a.last_pass)

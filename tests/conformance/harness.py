@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.engine import compute_plan
-from reconciler.engine.apply import ApplyReport, apply_plan
+from reconciler.engine import compute_plan, run_pass
+from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
@@ -78,8 +78,8 @@ def apply_pass(config: Config, specs: Path) -> tuple[Plan, ApplyReport]:
     hosts = build_hosts(config)
     journal = Journal(config.state_dir)
     try:
-        plan = compute_plan([str(specs)], hosts, _settings(config)).plan
-        return plan, apply_plan(plan, hosts, journal, parallel=4)
+        done = run_pass([str(specs)], hosts, _settings(config), journal, parallel=4)
+        return done.plan, done.report or ApplyReport(done.plan.id)
     finally:
         journal.close()
         hosts.close()

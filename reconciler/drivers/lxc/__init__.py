@@ -133,7 +133,7 @@ class LxcDriver(Driver):
                     continue
                 text = self._read_text(Path(entry.path) / "config")
                 if text is not None:
-                    found.append(self._live(entry.name, text, False))
+                    found.append(self._live(entry.name, text))
         finally:
             active = parse_names(listing.result(self.tools.timeout).out)
         return [replace(obj, state="running") if obj.ref.name in active else obj
@@ -144,7 +144,7 @@ class LxcDriver(Driver):
         if self._listing is None and os.path.isdir(self.lxcpath):
             self._listing = self.tools.active_soon()
 
-    def _live(self, name: str, text: str, active: bool) -> LiveObject:
+    def _live(self, name: str, text: str) -> LiveObject:
         sidecar = self._read_sidecar(name)
         stamp = Stamp.from_json(sidecar)
         last = stamp.spec if stamp is not None else None
@@ -158,7 +158,7 @@ class LxcDriver(Driver):
         if dropped:
             extra["unreadable"] = sorted(dropped)
         return LiveObject(ref=Ref("Domain", name), type="lxc",
-                          state="running" if active else "stopped",
+                          state="stopped",  # observe marks the ones lxc-ls lists running
                           spec=spec, stamp=stamp, data=os.path.isdir(self._rootfs(cfg, name)),
                           extra=extra)
 

@@ -152,9 +152,6 @@ class LxcConfig:
     def key_names(self) -> list[str]:
         return [k for k, _ in self.items()]
 
-    def has(self, key: str) -> bool:
-        return bool(self._values(key))
-
     # ------------------------------------------------------------------ writing
     def remove_where(self, match: Callable[[str], bool]) -> int | None:
         """Drop every key line whose key matches; the index of the first one dropped."""

@@ -190,10 +190,6 @@ class Tools:
         result = self.run("lxc-info", name, ["-sH"], check=False)
         return parse_info_state(result.out) if result.rc == 0 else None
 
-    def cgroup_get(self, name: str, file: str) -> str | None:
-        result = self.run("lxc-cgroup", name, [file], check=False)
-        return result.out.strip() if result.rc == 0 else None
-
     # ---- actions
     def create(self, name: str, template: str, config_file: str,
                options: Sequence[str] = ()) -> None:

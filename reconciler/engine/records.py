@@ -1,4 +1,4 @@
-"""The journal's `plan` record, streamed.
+"""The journal's `plan` record, streamed for big plans.
 
 `Journal.write("plan", **plan.to_json())` builds the whole plan as one JSON document in memory
 before writing its line: for the first pass over 10,000 new objects that is ~50 MB at once
