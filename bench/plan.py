@@ -25,6 +25,7 @@ from reconciler.engine.apply import apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import Settings
+from reconciler.engine.policy import Policy
 from reconciler.log import configure
 from reconciler.specs.loader import load_paths
 
@@ -33,12 +34,16 @@ def generate(folder: Path, n: int) -> None:
     folder.mkdir(parents=True)
     for i in range(n):
         dtype = ("lxc", "openvz", "vserver")[i % 3]
+        nic = {"type": "routed"} if dtype == "vserver" else {"type": "bridge", "source": "br0"}
         spec = {"kind": "Domain", "name": f"bench{i:05d}", "type": dtype, "memory": "256MiB",
                 "hostname": f"bench{i:05d}", "cpu": {"shares": 512},
                 "filesystems": [{"type": "template", "name": "busybox", "target": "/"},
                                 {"type": "mount", "source": f"/srv/data/{i}", "target": "/data"}],
-                "interfaces": [{"type": "bridge", "source": "br0",
+                "interfaces": [{**nic,
                                 "ip": [f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}/8"]}]}
+        if dtype == "lxc":  # unprivileged, as the host policy wants
+            spec["idmap"] = [{"kind": k, "start": 0, "target": 100000, "count": 65536}
+                             for k in ("uid", "gid")]
         (folder / f"bench{i:05d}.yaml").write_text(yaml.safe_dump(spec))
 
 
@@ -56,9 +61,10 @@ def bench(n: int, tmp: Path) -> dict[str, float]:
 
     state = tmp / f"state{n}"
     hosts = build_hosts(Config(state_dir=str(state), driver="sim", driver_chosen=True))
+    settings = Settings(policy=Policy.from_config({"mount_roots": ["/srv/data"]}, str(state)))
     journal = Journal(state)
     t0 = time.perf_counter()
-    plan = compute_plan([str(specs)], hosts, Settings()).plan
+    plan = compute_plan([str(specs)], hosts, settings).plan
     report = apply_plan(plan, hosts, journal, parallel=4)
     apply_time = time.perf_counter() - t0
     journal.close()
@@ -69,7 +75,7 @@ def bench(n: int, tmp: Path) -> dict[str, float]:
 
     noop = []
     for _ in range(2):
-        seconds, result = timed(lambda: compute_plan([str(specs)], hosts, Settings()))
+        seconds, result = timed(lambda: compute_plan([str(specs)], hosts, settings))
         assert not result.plan.steps  # type: ignore[attr-defined]
         noop.append(seconds)
     hosts.close()

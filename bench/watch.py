@@ -35,7 +35,9 @@ from watchdog.events import FileMovedEvent, FileSystemEvent, FileSystemEventHand
 from watchdog.observers.inotify import InotifyObserver
 
 SPEC = ("kind: Domain\nname: {name}\ntype: lxc\nmemory: {memory}MiB\nhostname: {name}\n"
-        "filesystems: [{{type: template, name: busybox, target: /}}]\n")
+        "filesystems: [{{type: template, name: busybox, target: /}}]\n"
+        "idmap: [{{kind: uid, start: 0, target: 100000, count: 65536}},\n"
+        "        {{kind: gid, start: 0, target: 100000, count: 65536}}]\n")
 PER_DIR = 1000
 
 

@@ -5,7 +5,8 @@ by command-line flags. Frozen, passed down; SIGHUP builds a new one.
       settle: 1.0            # a file written in place must be unchanged this long (seconds)
       quiet: 0.02            # a burst of events ends after this much quiet ...
       cap: 0.2               # ... or this long after it began, whichever comes first
-      open_hold: 30          # a file someone holds open for writing waits up to this long
+      open_hold: 30          # a file opened and not closed waits this long, then the agent
+                             # looks for a process writing it: one that is, is waited for
       resync: 300            # full resync (re-observe the host, re-stat every file), seconds
       resync_jitter: 0.1     # +- this share of `resync`, so a fleet does not resync at once
       backoff_initial: 1.0   # a failing object is retried after 1 s, 2 s, 4 s ...

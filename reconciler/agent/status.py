@@ -19,16 +19,23 @@ every half second while busy, and once more on exit.
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import StateError
 from reconciler.fsio import read_regular, write_atomic
 from reconciler.text import printable
 
+if TYPE_CHECKING:
+    from .accounting import Accounting
+
 STATUS_NAME = "agent-status.json"
 FORMAT_VERSION = 1
+STATUS_EVERY = 0.5  # seconds: the most often the file is written while passes run
 
 
 def status_path(state_dir: str | Path) -> Path:
@@ -46,6 +53,59 @@ def write_status(state_dir: str | Path, data: dict[str, Any]) -> None:
     body = json.dumps({"format_version": FORMAT_VERSION, **data}, separators=(",", ":"),
                       default=str)
     write_atomic(status_path(state_dir), body + "\n", 0o600)
+
+
+class StatusFile:
+    """The status file's writer: written after passes, at most every STATUS_EVERY seconds
+    while busy, and once more on exit (`force`)."""
+
+    def __init__(self, state_dir: str | Path, clock: Callable[[], float]) -> None:
+        self.state_dir, self.clock = state_dir, clock
+        self.dirty = True
+        self._written = 0.0
+
+    def due_at(self) -> float | None:
+        """When the loop must wake to write it (None: nothing new to write)."""
+        return self._written + STATUS_EVERY if self.dirty else None
+
+    def flush(self, build: Callable[[float, bool], dict[str, Any]], log: Any,
+              force: bool = False) -> None:
+        """Write `build(clock_now, final)` if something changed and it is time (or `force`,
+        the last write, `final`)."""
+        now = self.clock()
+        if not force and (not self.dirty or now - self._written < STATUS_EVERY):
+            return
+        self.dirty = False
+        self._written = now
+        try:
+            write_status(self.state_dir, build(now, force))
+        except OSError as exc:
+            log.warning("status.write_failed", error=str(exc))
+
+
+def document(*, accounting: Accounting, clock_now: float, running: bool, started_at: float,
+             state_dir: str, roots: list[str], commit: str | None, watcher_alive: bool,
+             http: str | None, ready: bool, held: Mapping[str, list[str]],
+             pending: Mapping[str, tuple[str, float]], git: dict[str, Any] | None,
+             crashed: str | None) -> dict[str, Any]:
+    """The status document (the module docstring shows its shape)."""
+    objects, counts, restarts = accounting.status_objects(clock_now)
+    wall_now = time.time()
+    doc: dict[str, Any] = {
+        "pid": os.getpid(), "running": running, "started": iso(started_at),
+        "updated": iso(wall_now), "state_dir": state_dir, "roots": roots, "commit": commit,
+        "watcher": "alive" if watcher_alive else "dead", "http": http, "ready": ready,
+        "last_pass": accounting.last_pass, "last_success": iso(accounting.last_success),
+        "object_counts": counts, "objects": objects,
+        "held_files": [{"file": f, "errors": errs} for f, errs in sorted(held.items())],
+        "pending_files": [{"file": n, "waiting": k, "since": iso(wall_now - (clock_now - t))}
+                          for n, (k, t) in sorted(pending.items())],
+        "pending_restarts": restarts}
+    if git is not None:
+        doc["git"] = git
+    if crashed:
+        doc["crashed"] = crashed
+    return doc
 
 
 MAX_STATUS_BYTES = 64 * 1024 * 1024

@@ -469,7 +469,7 @@ def test_driver_events_trigger_an_immediate_recheck(tmp_path, monkeypatch):
 
 
 def test_a_pass_that_crashes_fails_alone_and_a_resync_follows(tmp_path, monkeypatch):
-    from reconciler.agent import loop as loop_module
+    from reconciler.agent import onepass as loop_module
 
     real = loop_module.plan_some
     calls = []
@@ -488,7 +488,7 @@ def test_a_pass_that_crashes_fails_alone_and_a_resync_follows(tmp_path, monkeypa
         failed = run.wait(lambda a: a.last_pass if a.last_pass["trigger"] == "files" else None)
         assert failed["result"] == "failed" and "KeyError" in failed["notes"][-1]
         assert run.thread.is_alive()
-        assert run.agent._next_resync - run.agent.clock() <= 30.0
+        assert run.agent.scheduler.next_resync - run.agent.clock() <= 30.0
         write_atomic(run.specs / "c.yaml", spec_text("c"))
         ok = run.wait(lambda a: a.last_pass if a.last_pass["result"] == "succeeded" and
                       a.last_pass["trigger"] == "files" else None)
