@@ -73,6 +73,11 @@ def test_default_policy_refuses_a_bind_mount_of_root_and_a_host_root_container(
     plan = plan_with(tmp_path, allowed)
     assert {o.ref.name: o.action for o in plan.objects} == {"keys": "create",
                                                             "hostroot": "create"}
+    res = run_cli("apply", str(specs), "--state-dir", str(tmp_path / "state"), "--yes",
+                  "--config", str(tmp_path / "agent.yaml"))  # the same specs now apply
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(p.name for p in (tmp_path / "state" / "sim" / "objects" / "Domain").iterdir()
+                  ) == ["hostroot.json", "keys.json"]
 
 
 def test_sensitive_directories_need_naming_not_a_broader_root() -> None:
