@@ -7,7 +7,9 @@ not: every one of them goes through `printable` before it is printed.
 
 from __future__ import annotations
 
+import os
 import re
+from typing import TextIO
 
 # C0/C1 controls (ANSI escapes start with ESC or CSI), DEL, the Unicode line and paragraph
 # separators, and the bidirectional overrides that reorder what a terminal shows
@@ -25,3 +27,14 @@ def printable(text: object) -> str:
 def markdown_cell(text: object) -> str:
     """`printable`, with what would end a Markdown table cell or code span escaped too."""
     return printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def wants_color(stream: TextIO, disabled: bool = False) -> bool:
+    """Colour only at a terminal, and never when `--no-color` or the NO_COLOR convention
+    (no-color.org: set and not empty) says no."""
+    if disabled or os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False

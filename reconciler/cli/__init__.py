@@ -10,6 +10,23 @@ from reconciler import __version__
 from reconciler.cli import agent_commands, engine_commands, import_command, spec_commands
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+_LOG_IS_OUTPUT = frozenset({"watch"})
+
+
+def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """The options every command takes, before or after its name (after it, a default must
+    not undo what was given before it)."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_command else value
+
+    parser.add_argument("--log-format", choices=("auto", "json", "console"),
+                        default=default("auto"),
+                        help="log lines on stderr: JSON or readable (auto: readable at a terminal)")
+    parser.add_argument("--log-level", default=default(None),
+                        help="debug, info, warning, error (default: warning at a terminal, "
+                        "info otherwise)")
+    parser.add_argument("--no-color", action="store_true", default=default(False),
+                        help="no colour anywhere (so does a non-empty NO_COLOR)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="reconciler",
         description="Keep a host's containers, VMs and networks equal to a directory of specs.")
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
-    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
-                        help="log lines on stderr: JSON or readable (auto: readable at a terminal)")
-    parser.add_argument("--log-level", default="info")
+    _global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     spec_commands.register(sub)
     engine_commands.register(sub)
     import_command.register(sub)
     agent_commands.register(sub)
+    for command in sub.choices.values():
+        _global_options(command, after_command=True)
     return parser
 
 
@@ -33,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from reconciler import log
 
-    log.configure(args.log_format, args.log_level)
+    # at a terminal a command's own output is the point, and its log lines only say what
+    # went wrong; the agent's log is its output
+    quiet = sys.stderr.isatty() and args.command not in _LOG_IS_OUTPUT
+    level = args.log_level or ("warning" if quiet else "info")
+    log.configure(args.log_format, level, color=False if args.no_color else None)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

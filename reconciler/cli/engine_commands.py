@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.engine import apply_planned, compute_plan, render, saved, stale_objects
-from reconciler.engine.apply import DEFAULT_PARALLEL, StepOutcome
+from reconciler.cli.progress import Display
+from reconciler.engine import render, saved
+from reconciler.engine.apply import DEFAULT_PARALLEL, ApplyReport
 from reconciler.engine.config import Config, build_hosts, load_config
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.lock import StateLock
 from reconciler.engine.plan import Plan
 from reconciler.errors import ConfigError, DriverError, PlanError, SafetyError, StateError
-from reconciler.log import get_logger
-from reconciler.specs.loader import SpecSet
-from reconciler.text import printable
+from reconciler.log import divert, get_logger
+from reconciler.model.fields import concealed
+from reconciler.text import printable, wants_color
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+if TYPE_CHECKING:
+    from reconciler.specs.loader import SpecSet
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -51,9 +57,15 @@ def register(sub: Any) -> None:
                    help=f"steps run at once ({DEFAULT_PARALLEL})")
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("show", help="list live objects and their status")
+    p = sub.add_parser("show", help="list live objects; one object's spec as the host has it; "
+                       "or a saved plan")
+    p.add_argument("target", nargs="?", metavar="NAME|KIND/NAME|PLANFILE",
+                   help="an object (its spec as the host has it, secret values as digests; "
+                   "`import` writes specs to keep) or a plan saved by `plan --out`")
     _common(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=SHOW_FORMATS, default=None,
+                   help="list: text|json; object: yaml (default)|xml|json; "
+                   "saved plan: text (default)|json|markdown")
     p.set_defaults(func=cmd_show)
 
 
@@ -95,12 +107,14 @@ def _open(args: argparse.Namespace) -> tuple[Config, Hosts] | int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from reconciler.engine import passes  # the spec readers: only commands that read specs
+
     opened = _open(args)
     if isinstance(opened, int):
         return opened
     config, hosts = opened
     try:
-        result = compute_plan(args.path, hosts, config.settings,
+        result = passes.compute_plan(args.path, hosts, config.settings,
                               context={"drivers": sorted(hosts.names())})
     except DriverError as exc:
         return _error(f"cannot read the host: {exc}")
@@ -118,7 +132,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(render.markdown(plan))
     else:
-        sys.stdout.write(render.text(plan, color=sys.stdout.isatty()))
+        sys.stdout.write(render.text(plan, color=wants_color(sys.stdout, args.no_color)))
     if _unfulfilled(result.specs, plan):
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
@@ -155,37 +169,29 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
+    from reconciler.engine import passes
+
     skip: set[str] = set()
     unfulfilled = False
-    if len(args.path) == 1 and saved.looks_saved(args.path[0]):
+    from_saved = len(args.path) == 1 and saved.looks_saved(args.path[0])
+    if from_saved:
         plan = _saved_plan(args.path[0], config, hosts, skip)
         unfulfilled = bool(skip)
     else:
-        result = compute_plan(args.path, hosts, config.settings,
+        result = passes.compute_plan(args.path, hosts, config.settings,
                               context={"drivers": sorted(hosts.names())})
         plan = result.plan
         _report_inputs(result.specs)
         unfulfilled = _unfulfilled(result.specs, plan)
-    sys.stdout.write(render.text(plan, color=sys.stdout.isatty()))
+    sys.stdout.write(render.text(plan, color=wants_color(sys.stdout, args.no_color)))
     if not plan.has_changes or len(skip) == len(plan.steps):
         return EXIT_ERROR if unfulfilled else EXIT_OK
-    if not args.yes:
-        if not sys.stdin.isatty():
-            return _error("refusing to apply without confirmation: not a terminal; pass --yes")
-        try:
-            answer = input("Apply these changes? Only 'yes' is accepted: ")
-        except EOFError:
-            answer = ""
-        if answer.strip() != "yes":
-            print("Apply cancelled.")
-            return EXIT_ERROR
+    # a saved plan was the review: applying it asks nothing more
+    if not (args.yes or from_saved) and not _confirmed():
+        return EXIT_ERROR
     journal = Journal(config.state_dir)
-    stop = threading.Event()
-    progress = _progress_printer() if sys.stderr.isatty() else None
     try:
-        report = apply_planned(plan, hosts, journal, parallel=config.parallel,
-                               journal_max_bytes=config.journal_max_bytes, stop=stop,
-                               skip=skip, progress=progress)
+        report = _run_steps(args, config, hosts, journal, plan, skip)
     finally:
         journal.close()
     assert report is not None  # the plan has steps
@@ -195,19 +201,82 @@ def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
     for outcome in report.outcomes.values():
         if outcome.result == "failed":
             print(f"  failed: {outcome.step}: {printable(outcome.error)}", file=sys.stderr)
+    if report.interrupted:
+        not_started = sum(1 for o in report.outcomes.values() if o.error == "not started")
+        print(f"Interrupted: {not_started} steps were not started; `plan` shows what is left.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if report.ok and not unfulfilled else EXIT_ERROR
+
+
+def _confirmed() -> bool:
+    if not sys.stdin.isatty():
+        _error("refusing to apply without confirmation: not a terminal; pass --yes")
+        return False
+    try:
+        answer = input("Apply these changes? Only 'yes' is accepted: ")
+    except EOFError:  # Ctrl-D
+        print()
+        answer = ""
+    if answer.strip() != "yes":
+        print("Not applied.")
+        return False
+    return True
+
+
+def _run_steps(args: argparse.Namespace, config: Config, hosts: Hosts, journal: Journal,
+               plan: Plan, skip: set[str]) -> ApplyReport | None:
+    from reconciler.engine import passes
+
+    """Apply, with Ctrl-C handled as Terraform does: the first stops new steps and lets the
+    running ones finish (the journal records the interruption), a second exits at once. At a
+    terminal a live display shows the steps in flight."""
+    stop = threading.Event()
+    display = Display(sys.stderr, plan.steps, wants_color(sys.stderr, args.no_color)) \
+        if sys.stderr.isatty() else None
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():
+            sys.stderr.write("\nreconciler: interrupted again: exiting now; steps in flight "
+                             "may be half done (the journal shows which)\n")
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+        message = ("Interrupt: no new step starts; waiting for the running ones to finish "
+                   "(Ctrl-C again to exit at once)")
+        if display is not None:
+            display.say(message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        if display is None:
+            return passes.apply_planned(plan, hosts, journal, parallel=config.parallel,
+                                 journal_max_bytes=config.journal_max_bytes, stop=stop,
+                                 skip=skip)
+        with display, divert(display.log_line):
+            return passes.apply_planned(plan, hosts, journal, parallel=config.parallel,
+                                 journal_max_bytes=config.journal_max_bytes, stop=stop,
+                                 skip=skip, progress=display.finished,
+                                 started=display.started)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _saved_plan(path: str, config: Config, hosts: Hosts, skip: set[str]) -> Plan:
     """A saved plan, checked: refused whole if its steps do not follow from its objects;
     objects the host moved under, or that the policy or the host refuses now, are skipped
     (their step ids added to `skip`)."""
+    from reconciler.engine import passes
+
     plan = saved.load(path)
     problems = saved.structural_problems(plan)
     if problems:
         raise PlanError("refusing the saved plan, it is not one `plan` wrote: "
                         + "; ".join(printable(p) for p in problems[:5]))
-    refused = {**stale_objects(plan, hosts), **saved.refusals_now(plan, hosts, config.settings)}
+    refused = {**passes.stale_objects(plan, hosts),
+               **saved.refusals_now(plan, hosts, config.settings)}
     for ref, why in refused.items():
         print(f"refused: {printable(why)}", file=sys.stderr)
         get_logger(plan_id=plan.id).warning("plan.refused", object=str(ref), reason=why)
@@ -218,34 +287,45 @@ def _saved_plan(path: str, config: Config, hosts: Hosts, skip: set[str]) -> Plan
     return saved.with_erases_now(plan, hosts)
 
 
-def _progress_printer() -> Any:
-    lock = threading.Lock()
+SHOW_FORMATS = ("text", "json", "markdown", "yaml", "xml")
+_FORMATS_OF = {"list": ("text", "json"), "object": ("yaml", "xml", "json"),
+               "plan": ("text", "json", "markdown")}
 
-    def show(outcome: StepOutcome, done: int, total: int) -> None:
-        with lock:
-            sys.stderr.write(f"\r[{done}/{total}] {outcome.result}: {outcome.step}\033[K")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-    return show
+
+def _show_format(args: argparse.Namespace, what: str) -> str | None:
+    chosen = args.format or _FORMATS_OF[what][0]
+    if chosen not in _FORMATS_OF[what]:
+        _error(f"a{'n' if what == 'object' else ''} {what} is shown as "
+               f"{' or '.join(_FORMATS_OF[what])}, not {chosen}")
+        return None
+    return chosen
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.target and saved.looks_saved(args.target):
+        return _show_plan(args)
     opened = _open(args)
     if isinstance(opened, int):
         return opened
     _, hosts = opened
     try:
         live = hosts.observe()
+    except DriverError as exc:
+        return _error(f"cannot read the host: {exc}")
     finally:
         hosts.close()
+    if args.target:
+        return _show_object(args, live)
+    fmt = _show_format(args, "list")
+    if fmt is None:
+        return EXIT_ERROR
     rows = []
     for ref, (driver, obj) in sorted(live.items()):
         rows.append({"object": str(ref), "type": obj.type, "driver": driver, "state": obj.state,
                      "managed": obj.owned, "protect": obj.protected, "data": obj.data,
                      "source": obj.stamp.source if obj.stamp else None,
                      "id": obj.spec.get("id")})
-    if args.format == "json":
+    if fmt == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -257,5 +337,50 @@ def cmd_show(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['object']:<{width}}  {r['type']:<8} {r['state']:<8} "
               f"{'yes' if r['managed'] else 'no':<7} {r['id'] or '-'!s:<6} "
-              f"{r['source'] or '-'}{'  (protected)' if r['protect'] else ''}")
+              f"{printable(r['source'] or '-')}{'  (protected)' if r['protect'] else ''}")
+    return EXIT_OK
+
+
+def _show_object(args: argparse.Namespace, live: dict[Any, Any]) -> int:
+    """One object's spec as the host has it, as `virsh dumpxml` shows a domain."""
+    fmt = _show_format(args, "object")
+    if fmt is None:
+        return EXIT_ERROR
+    wanted = args.target.lower()
+    found = [(ref, obj) for ref, (_, obj) in live.items()
+             if ref.name == args.target or str(ref).lower() == wanted]
+    if not found:
+        return _error(f"no object {printable(args.target)} on the host; `reconciler show` "
+                      "lists them")
+    if len(found) > 1:
+        return _error(f"{printable(args.target)} names "
+                      f"{' and '.join(str(ref) for ref, _ in sorted(found))}; say which")
+    ref, obj = found[0]
+    spec = {"kind": ref.kind, **concealed(obj.spec)} if obj.spec else {"kind": ref.kind}
+    if fmt == "json":
+        json.dump(spec, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    from reconciler.model import KINDS
+    from reconciler.specs.convert import to_xml_text, to_yaml
+
+    model = KINDS[ref.kind].model_validate(spec)
+    sys.stdout.write(to_yaml([model]) if fmt == "yaml" else to_xml_text(model))
+    return EXIT_OK
+
+
+def _show_plan(args: argparse.Namespace) -> int:
+    fmt = _show_format(args, "plan")
+    if fmt is None:
+        return EXIT_ERROR
+    try:
+        plan = saved.load(args.target)
+    except (PlanError, OSError) as exc:
+        return _error(f"cannot read the saved plan {printable(args.target)}: {exc}")
+    if fmt == "json":
+        sys.stdout.write(render.as_json(plan))
+    elif fmt == "markdown":
+        sys.stdout.write(render.markdown(plan))
+    else:
+        sys.stdout.write(render.text(plan, color=wants_color(sys.stdout, args.no_color)))
     return EXIT_OK

@@ -11,8 +11,6 @@ from reconciler.cli.engine_commands import config_from
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.lock import StateLock
 from reconciler.errors import ConfigError, DriverError, SafetyError
-from reconciler.model import KINDS
-from reconciler.specs.convert import to_xml_text, to_yaml
 from reconciler.text import printable
 
 
@@ -27,6 +25,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write specs into")
     p.add_argument("--format", choices=("yaml", "xml"), default="yaml")
     p.add_argument("--name", action="append", help="only these objects (repeatable)")
+    p.add_argument("--strict", action="store_true", help="a native config line the specs "
+                   "would leave out is an error: nothing is adopted or written (exit 1)")
     p.set_defaults(func=cmd_import)
 
 
@@ -45,6 +45,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace, config: Config) -> int:
+    from reconciler.model import KINDS
+    from reconciler.specs.convert import to_xml_text, to_yaml
+
     try:
         hosts = build_hosts(config)
     except (ConfigError, DriverError) as exc:
@@ -58,10 +61,19 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         if not driver.capabilities.imports:
             print(f"reconciler: error: driver {args.driver} cannot import", file=sys.stderr)
             return 1
+        if args.strict:  # a dry run first: strictness must not leave half an adoption
+            dry = driver.import_specs(names=args.name or None, adopt=False)
+            if dry.not_converted:
+                for note in dry.not_converted:
+                    print(printable(note.report("error")), file=sys.stderr)
+                print("reconciler: error: nothing imported (--strict)", file=sys.stderr)
+                return 1
         found = driver.import_specs(names=args.name or None, out=str(out.resolve()),
                                     format=args.format)
         for ref, why in found.skipped:
             print(f"skipped {printable(ref)}: {printable(why)}", file=sys.stderr)
+        for note in found.not_converted:
+            print(printable(note.report()), file=sys.stderr)
         for raw in found.specs:
             if args.name and raw["name"] not in args.name:
                 continue

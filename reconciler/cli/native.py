@@ -1,64 +1,44 @@
-"""Native configs as specs, for `reconciler convert FILE --from lxc`.
-
-The reading itself is the lxc driver's (its parser and mapping are pure), so a converted
-file and an imported container come out the same way.
+"""Native configs as specs, for `reconciler convert FILE --from TECHNOLOGY`: each driver
+package converts its own files (its parser and mapping are pure, so a converted file and an
+imported object come out the same way); here they are only looked up by name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from reconciler.drivers.lxc import validated
-from reconciler.drivers.lxc.config import LxcConfig, modernised
-from reconciler.drivers.lxc.mapping import CgroupLayout, Context, read_spec
-from reconciler.drivers.lxc.tools import parse_template_comment
-from reconciler.errors import Location, PermanentError, SpecError
-from reconciler.model import Domain, Spec
-from reconciler.model.names import NAME_RE
+if TYPE_CHECKING:
+    from reconciler.drivers.base import NotConverted
+    from reconciler.model import Spec
 
-MAX_BYTES = 1 << 20
+Specs = tuple[list[dict[str, Any]], list["NotConverted"]]
 
 
-def load_lxc_config(path: Path | str) -> list[Spec]:
-    """One LXC container config (`<lxcpath>/NAME/config` or any file in that format) as a
-    Domain. The name is the container directory's when the file is called `config`, else
-    `lxc.uts.name`, else the file's stem. Legacy (pre-2.1) keys are read as LXC 3+ keys."""
-    path = Path(path)
-    where = Location(str(path), 1, 1)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", where) from None
-    if len(raw) > MAX_BYTES:
-        raise SpecError(f"file is larger than {MAX_BYTES} bytes", where)
-    text = raw.decode("utf-8", "replace")
-    try:
-        cfg = modernised(LxcConfig.parse(text))
-    except PermanentError as exc:
-        raise SpecError(str(exc), where) from None
-    name = _name_for(path, cfg)
-    if name is None:
-        raise SpecError("no container name: the file is not <lxcpath>/NAME/config and has no "
-                        "valid lxc.uts.name", where)
-    template, options = parse_template_comment(text)
-    lxcpath = str(path.resolve().parent.parent)
-    rootfs = cfg.get("lxc.rootfs.path") or ""
-    rootfs = rootfs[4:] if rootfs.startswith("dir:") else rootfs
-    if rootfs.rstrip("/").endswith(f"/{name}/rootfs"):  # a copied file: where it was made
-        lxcpath = rootfs.rstrip("/")[: -len(f"/{name}/rootfs")] or "/"
-    ctx = Context(name=name, lxcpath=lxcpath, layout=CgroupLayout(), template=template,
-                  template_options=options)
-    try:
-        spec, dropped = validated(read_spec(cfg, ctx))
-    except PermanentError as exc:
-        raise SpecError(str(exc), where) from None
-    del dropped  # values the model refuses are left out, as import does
-    return [Domain.model_validate(spec)]
+@dataclass(frozen=True)
+class Converted:
+    objects: list[Spec]
+    not_converted: list[NotConverted]
 
 
-def _name_for(path: Path, cfg: LxcConfig) -> str | None:
-    candidates = []
-    if path.name == "config":
-        candidates.append(path.resolve().parent.name)
-    candidates += [cfg.get("lxc.uts.name") or "", path.stem]
-    return next((c for c in candidates if NAME_RE.match(c) and ".." not in c), None)
+def _lxc(path: Path) -> Specs:
+    from reconciler.drivers.lxc.convert import convert_file
+
+    spec, notes = convert_file(path)
+    return [spec], notes
+
+
+CONVERTERS: dict[str, Callable[[Path], Specs]] = {"lxc": _lxc}
+NATIVE_SOURCES = tuple(CONVERTERS)
+
+
+def convert_native(source: str, path: Path | str) -> Converted:
+    """FILE read as `source`'s native config: the specs, and every line they do not carry.
+    SpecError when the file cannot be read as one."""
+    from reconciler.model import KINDS
+
+    specs, notes = CONVERTERS[source](Path(path))
+    objects = [KINDS[raw.get("kind", "Domain")].model_validate(raw) for raw in specs]
+    return Converted(objects, sorted(notes, key=lambda n: (n.file, n.line, n.key)))

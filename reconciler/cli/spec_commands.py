@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reconciler.cli.native import NATIVE_SOURCES
 from reconciler.errors import Location, SpecError
-from reconciler.specs import rng
-from reconciler.specs.convert import to_xml_text, to_yaml
-from reconciler.specs.files import load_file
-from reconciler.specs.loader import load_paths
-from reconciler.specs.schema import json_schema
+from reconciler.specs import rng  # light: what reads specs loads where a command needs it
+from reconciler.text import printable
 
 
 def register(sub: Any) -> None:
@@ -27,8 +25,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("convert", help="write a spec file in the other form (XML <-> YAML)")
     p.add_argument("file")
     p.add_argument("--to", choices=("yaml", "xml"), required=True)
-    p.add_argument("--from", dest="source_format", choices=("spec", "lxc"), default="spec",
-                   help="what FILE is: a spec (default) or a native LXC config")
+    p.add_argument("--from", dest="source_format", choices=("spec", *NATIVE_SOURCES),
+                   default="spec", help="what FILE is: a spec (default) or a native config; "
+                   "lines a native config has and the spec does not are warnings on stderr")
+    p.add_argument("--strict", action="store_true",
+                   help="a native line left out of the spec is an error (exit 1, no output)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the spec format")
@@ -42,6 +43,8 @@ def error_record(err: SpecError) -> dict[str, Any]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from reconciler.specs.loader import load_paths
+
     result = load_paths(args.paths)
     errors = list(result.errors)
     for root in result.missing_roots:
@@ -74,15 +77,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from reconciler.specs.convert import to_xml_text, to_yaml
+    from reconciler.specs.files import load_file
+
     path = Path(args.file)
-    if args.source_format == "lxc":
-        from reconciler.cli.native import load_lxc_config
+    if args.source_format != "spec":
+        from reconciler.cli.native import convert_native
 
         try:
-            objects = load_lxc_config(path)
+            converted = convert_native(args.source_format, path)
         except SpecError as exc:
             print(exc, file=sys.stderr)
             return 1
+        for note in converted.not_converted:
+            print(printable(note.report("error" if args.strict else "warning")),
+                  file=sys.stderr)
+        if args.strict and converted.not_converted:
+            return 1
+        objects = converted.objects
     else:
         loaded = load_file(path)
         if not loaded.ok:
@@ -102,6 +114,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from reconciler.specs.schema import json_schema
+
     json.dump(json_schema(), sys.stdout, indent=2)
     print()
     return 0

@@ -156,12 +156,29 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class NotConverted:
+    """A line of a native file that did not become part of a spec, and why: a converter maps
+    every key or says, with its line, that it did not."""
+
+    file: str
+    line: int
+    key: str
+    value: str
+    reason: str
+
+    def report(self, severity: str = "warning") -> str:
+        return (f"{self.file}:{self.line}: {severity}: not converted: {self.key} = "
+                f"{self.value} ({self.reason})")
+
+
+@dataclass(frozen=True)
 class ImportResult:
-    """What `import_specs` found: the specs (adopted unless told not to), and the objects it
-    left out with why."""
+    """What `import_specs` found: the specs (adopted unless told not to), the objects it
+    left out with why, and the lines of their native files the specs do not carry."""
 
     specs: list[dict[str, Any]]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    not_converted: list[NotConverted] = field(default_factory=list)
 
 
 Handler = Callable[[Step], None]

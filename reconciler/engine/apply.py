@@ -69,8 +69,11 @@ class ApplyReport:
 def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DEFAULT_PARALLEL,
                retry: Retry | None = None, stop: threading.Event | None = None,
                skip: set[str] | None = None,
-               progress: Callable[[StepOutcome, int, int], None] | None = None) -> ApplyReport:
-    """Execute `plan`. `stop` set -> no new steps start; running ones finish (SIGTERM)."""
+               progress: Callable[[StepOutcome, int, int], None] | None = None,
+               started: Callable[[Step], None] | None = None) -> ApplyReport:
+    """Execute `plan`. `stop` set -> no new steps start; running ones finish (SIGTERM, the
+    first Ctrl-C), and the journal records `apply.interrupted`. `started(step)` and
+    `progress(outcome, done, total)` tell a display what runs and what ended."""
     retry = retry or Retry()
     stop = stop or threading.Event()
     log = get_logger(plan_id=plan.id)
@@ -85,7 +88,7 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
     ready = deque(sid for sid in steps if waiting[sid] == 0)
     journal.write("apply.started", plan_id=plan.id, steps=len(steps))
     log.info("apply.started", steps=len(steps), parallel=parallel)
-    started = time.monotonic()
+    began = time.monotonic()
     running: dict[Future[StepOutcome], str] = {}
 
     def finish(outcome: StepOutcome) -> None:
@@ -121,6 +124,8 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
                 if sid in report.outcomes:
                     continue
                 _record_start(steps[sid], 1, journal, log, plan.id)
+                if started:
+                    started(steps[sid])
                 running[pool.submit(_run_step, steps[sid], hosts, journal, retry, stop,
                                     plan.id)] = sid
             if not running:
@@ -134,7 +139,11 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
             report.interrupted = report.interrupted or stop.is_set()
             report.outcomes[sid] = StepOutcome(sid, "skipped", error="not started")
     counts = report.counts()
-    duration = round(time.monotonic() - started, 3)
+    duration = round(time.monotonic() - began, 3)
+    if report.interrupted:
+        not_started = sum(1 for o in report.outcomes.values() if o.error == "not started")
+        journal.write("apply.interrupted", plan_id=plan.id, not_started=not_started)
+        log.warning("apply.interrupted", not_started=not_started)
     journal.write("apply.finished", plan_id=plan.id, interrupted=report.interrupted,
                   duration=duration, **counts)
     journal.sync()

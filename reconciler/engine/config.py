@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reconciler import drivers
 from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.hosts import Hosts
@@ -75,6 +73,8 @@ def load_config(path: str | None, *, state_dir: str | None = None, driver: str |
     data: dict[str, Any] = {}
     path = path or os.environ.get("RECONCILER_CONFIG") or None
     if path:
+        import yaml  # only a config file needs it
+
         try:
             loaded = yaml.safe_load(Path(path).read_text())
         except OSError as exc:

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from reconciler.drivers.base import Step
 from reconciler.engine.apply import DEFAULT_PARALLEL, ApplyReport, Retry, StepOutcome, apply_plan
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import MAX_BYTES, Journal
-from reconciler.engine.plan import Plan, Settings, desired_from, make_plan
+from reconciler.engine.plan import Plan, Settings, desired_from, make_plan, spec_problems
 from reconciler.engine.records import write_plan
 from reconciler.log import get_logger
 from reconciler.model.fields import Ref
@@ -39,7 +40,8 @@ def compute_plan(paths: Sequence[str], hosts: Hosts, settings: Settings,
     no_specs = not specs.files or bool(specs.missing_roots)
     failed = {os.path.abspath(f) for f in specs.failed_files}
     plan = make_plan(desired, hosts, failed_files=failed,
-                     roots=tuple(str(p) for p in paths), no_specs=no_specs, settings=settings)
+                     roots=tuple(str(p) for p in paths), no_specs=no_specs, settings=settings,
+                     errors=spec_problems(specs.errors, specs.missing_roots))
     if context:
         plan = replace(plan, context=dict(context))
     log = get_logger(plan_id=plan.id)
@@ -81,8 +83,8 @@ def apply_planned(plan: Plan, hosts: Hosts, journal: Journal, *,
                   parallel: int = DEFAULT_PARALLEL, journal_max_bytes: int = MAX_BYTES,
                   skip: set[str] | None = None, stop: threading.Event | None = None,
                   retry: Retry | None = None,
-                  progress: Callable[[StepOutcome, int, int], None] | None = None
-                  ) -> ApplyReport | None:
+                  progress: Callable[[StepOutcome, int, int], None] | None = None,
+                  started: Callable[[Step], None] | None = None) -> ApplyReport | None:
     """Record `plan` in the journal (a new journal first when this one is full) and apply its
     steps; None when it has none. A plan that changes nothing but says something (held or
     refused objects, a refused removal) is recorded too, so the journal shows why."""
@@ -95,7 +97,7 @@ def apply_planned(plan: Plan, hosts: Hosts, journal: Journal, *,
     if not plan.has_changes:
         return None
     return apply_plan(plan, hosts, journal, parallel=parallel, retry=retry, stop=stop,
-                      skip=skip, progress=progress)
+                      skip=skip, progress=progress, started=started)
 
 
 @dataclass(frozen=True)

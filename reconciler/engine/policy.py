@@ -30,12 +30,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from lxml import etree
-
 from reconciler.errors import ConfigError
 from reconciler.model.fields import root_of
 from reconciler.rules import Refusal
-from reconciler.specs.xmlsafe import element_from_text
 
 SENSITIVE = ("/etc", "/root", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run")
 KEYS = ("mount_roots", "host_root", "privileged", "host_nics", "host_devices")
@@ -163,10 +160,17 @@ def _refuse(field: str, reason: str, key: str) -> Refusal:
 
 
 def _tag(piece: str) -> str:
-    try:
-        return etree.QName(element_from_text(piece)).localname
-    except (etree.XMLSyntaxError, ValueError):
-        return ""
+    el = _parsed(piece)
+    return _name(el)[1] if el is not None else ""
+
+
+def _name(el: Any) -> tuple[str, str]:
+    """(namespace, local name) of an element's `{ns}local` tag."""
+    tag = str(el.tag)
+    if tag.startswith("{"):
+        namespace, local = tag[1:].split("}", 1)
+        return namespace, local
+    return "", tag
 
 
 def _kept_xml(spec: dict[str, Any]) -> list[Refusal]:
@@ -178,8 +182,8 @@ def _kept_xml(spec: dict[str, Any]) -> list[Refusal]:
             out.append(_refuse(f"devices_xml.{index}", why, "host_devices"))
     for index, piece in enumerate(spec.get("xml", ())):
         el = _parsed(piece)
-        if el is not None and etree.QName(el).namespace:
-            out.append(_refuse(f"xml.{index}", f"<{etree.QName(el).localname}> passes "
+        if el is not None and _name(el)[0]:
+            out.append(_refuse(f"xml.{index}", f"<{_name(el)[1]}> passes "
                                "settings straight to the hypervisor", "host_devices"))
     for index, piece in enumerate((spec.get("os") or {}).get("xml", ())):
         if _tag(piece) in _HOST_OS_FILES:
@@ -188,7 +192,13 @@ def _kept_xml(spec: dict[str, Any]) -> list[Refusal]:
     return out
 
 
-def _parsed(piece: str) -> etree._Element | None:
+def _parsed(piece: str) -> Any:
+    """The element of a kept XML piece, None if it cannot be read. (lxml loads here: most
+    specs keep no XML, and commands that read no spec never need it.)"""
+    from lxml import etree
+
+    from reconciler.specs.xmlsafe import element_from_text
+
     try:
         return element_from_text(piece)
     except (etree.XMLSyntaxError, ValueError):
@@ -199,7 +209,7 @@ def _device_reaches_host(piece: str) -> str | None:
     el = _parsed(piece)
     if el is None:
         return "kept XML that cannot be read"
-    tag = etree.QName(el).localname
+    tag = _name(el)[1]
     if tag not in _SAFE_DEVICES:
         return f"<{tag}> hands the guest a host resource"
     if tag in ("console", "serial", "channel", "parallel") and \

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from reconciler.errors import Location, SpecError
-from reconciler.specs.xmlsafe import parse_xml
+
+if TYPE_CHECKING:  # lxml loads when a schema is used, not when the CLI names the default
+    from lxml import etree
 
 DEFAULT_SCHEMA_DIR = "/usr/share/libvirt/schemas"
 # libvirt never adopted these domain types, so its schema cannot judge them.
@@ -25,6 +26,8 @@ def schema_dir(explicit: str | None) -> Path | None:
 
 @cache
 def _schema(path: str) -> etree.RelaxNG:
+    from lxml import etree
+
     return etree.RelaxNG(etree.parse(path))
 
 
@@ -40,6 +43,8 @@ def validate_element(root: etree._Element, directory: Path) -> list[str]:
 
 
 def validate_file(path: Path, directory: Path) -> list[SpecError]:
+    from reconciler.specs.xmlsafe import parse_xml
+
     root = parse_xml(path.read_bytes(), str(path))
     problems = validate_element(root, directory)
     if not problems:

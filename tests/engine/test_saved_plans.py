@@ -52,7 +52,7 @@ def test_a_plan_saved_under_any_name_applies_and_keeps_its_secrets_to_itself(
     assert "s3cr3t-value" in plan_file.read_text()  # apply needs it
     shown = run_cli("plan", str(specs), "--state-dir", str(state), "--format", "json")
     assert "s3cr3t-value" not in shown.stdout and "sha256:" in shown.stdout
-    res = run_cli("apply", str(plan_file), "--state-dir", str(state), "--yes")
+    res = run_cli("apply", str(plan_file), "--state-dir", str(state))  # the plan was the review
     assert res.returncode == 0, res.stderr
     record = json.loads((state / "sim" / "objects" / "Domain" / "a.json").read_text())
     assert record["config"]["init"]["env"] == {"TOKEN": "s3cr3t-value"}

@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.cli.native import load_lxc_config
+from reconciler.cli.native import convert_native
 from reconciler.errors import SpecError
-from reconciler.model import canonical
+from reconciler.model import Spec, canonical
 from reconciler.specs.files import load_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_lxc_config(path: Path) -> list[Spec]:
+    return convert_native("lxc", path).objects
 
 
 def convert(path: Path, to: str) -> subprocess.CompletedProcess[str]:
