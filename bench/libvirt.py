@@ -363,7 +363,7 @@ def main() -> None:
         import libvirt  # noqa: F401
     except ImportError:
         raise SystemExit("bench/libvirt.py needs libvirt-python: pip install "
-                         "'reconciler[libvirt]'") from None
+                         "'.[libvirt]' from the checkout") from None
     with open(os.devnull, "w") as sink:  # the agent logs every step: the cost is counted
         configure("json", "info", sink)
         tmp = Path(tempfile.mkdtemp(prefix="rc-bench-libvirt-"))

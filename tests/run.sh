@@ -11,7 +11,10 @@ apt-get install -y -qq --no-install-recommends \
     lxc busybox-static libvirt-daemon libvirt-daemon-driver-lxc libvirt-daemon-driver-qemu \
     libvirt-clients libvirt-dev pkg-config gcc python3-venv python3-dev iproute2 git \
     iptables dnsmasq-base util-linux \
+    prometheus zsh groff-base man-db \
     >/dev/null
+# the tests need promtool (deploy/ alert rules), never the Prometheus server the package starts
+systemctl disable --now prometheus >/dev/null 2>&1 || /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 
 echo "== libvirtd"
 # libvirtd dies at start without this user (normally made by libvirt-daemon-system)

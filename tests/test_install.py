@@ -4,6 +4,7 @@ with no extras, and then the agent, the product's main job, applies a new spec f
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,9 @@ def test_a_plain_install_runs_the_watcher(tmp_path: Path) -> None:
     version = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60,
                              check=False)
     assert version.returncode == 0 and version.stdout.startswith("reconciler ")
+    shown = subprocess.run([str(venv / "bin" / "pip"), "show", "reconciler-host"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0  # the distribution's name is not the unrelated PyPI project's
 
     specs, state = tmp_path / "specs", tmp_path / "state"
     specs.mkdir()
@@ -54,3 +58,22 @@ def test_a_plain_install_runs_the_watcher(tmp_path: Path) -> None:
     finally:
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=30) == 0
+
+
+# `pip install reconciler` / `'reconciler[libvirt]'` fetch an unrelated project from PyPI
+PYPI_NAME = re.compile(r"pip3? install[^\n]*?[\s'\"]reconciler(\[[^\]]*\])?['\"]?(\s|$)")
+
+
+def test_no_install_hint_names_the_pypi_project_called_reconciler() -> None:
+    offenders = []
+    for pattern in ("reconciler/**/*.py", "tests/**/*.py", "bench/*.py", "*.md", "deploy/*",
+                    "tests/run.sh", ".ci/*"):
+        for path in REPO.glob(pattern):
+            # test files name the wrong hint on purpose, to show it is absent
+            if path.is_file() and "node_modules" not in path.parts and \
+                    not path.name.startswith("test_"):
+                text = path.read_text(errors="replace")
+                offenders += [f"{path}: {m.group()}" for m in PYPI_NAME.finditer(text)]
+    assert PYPI_NAME.search("hint: pip install 'reconciler[libvirt]' first")  # it can fail
+    assert not PYPI_NAME.search("pip install '/path/to/checkout[libvirt]'")
+    assert offenders == []

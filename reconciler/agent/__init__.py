@@ -10,14 +10,25 @@ to them. `reconciler watch` runs it; `reconciler status` reads what it last did.
     accounting.py each object's state after a pass, the last pass's record, their metrics
     backoff.py    per-object retry backoff; the pass rate limit
     status.py     STATE/agent-status.json, written and read
-    http.py       /healthz and /metrics (metrics.py)
+    request.py    `reconciler reconcile`: find the agent, ask it (SIGUSR1), wait for its answer
+    http.py       /healthz (ok, degraded, unhealthy) and /metrics (metrics.py)
     systemd.py    sd_notify: READY, STATUS, WATCHDOG
-    gitsource.py  GitOps: fetch, check, one directory per commit, atomic symlink swap
+    gitsource.py  GitOps: fetch, check, one directory per commit, atomic symlink swap; how
+                  fetching goes (git's whole message, failures in a row, staleness)
 """
 
 from __future__ import annotations
 
-from .loop import Agent
-from .settings import AgentSettings, GitSettings, WatchSettings, agent_settings
+from typing import TYPE_CHECKING
+
+from reconciler.lazy import exports
+
+if TYPE_CHECKING:
+    from .loop import Agent
+    from .settings import AgentSettings, GitSettings, WatchSettings, agent_settings
 
 __all__ = ["Agent", "AgentSettings", "GitSettings", "WatchSettings", "agent_settings"]
+# loaded on first use: `status` reads the status file without the whole agent
+__getattr__ = exports(__name__, {"Agent": "loop", "AgentSettings": "settings",
+                                 "GitSettings": "settings", "WatchSettings": "settings",
+                                 "agent_settings": "settings"}, globals())

@@ -23,14 +23,15 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.drivers.text import last_line
+from reconciler.drivers.text import lines
 from reconciler.errors import ConfigError, DriverError
 from reconciler.fsio import write_atomic
 from reconciler.log import get_logger
+from reconciler.text import printable
 
 from .settings import GitSettings
 
@@ -38,6 +39,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 GIT_TIMEOUT = 300.0
 MAX_EXPORT_BYTES = 256 * 1024 * 1024  # what one commit's tree may hold, all files together
 MAX_EXPORT_ENTRIES = 100_000
+MAX_MESSAGE_CHARS = 4000  # of git's stderr kept for the status, /healthz and the log
 
 
 class GitError(DriverError):
@@ -77,16 +79,15 @@ class GitSource:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"git {args[0]}: {exc}") from None
         if result.returncode != 0:
-            message = last_line(result.stderr.decode(errors="replace"))
-            raise GitError(f"git {args[0]} failed: {message or result.returncode}")
+            message = tool_message(result.stderr.decode(errors="replace")) or \
+                f"exit status {result.returncode}"
+            raise GitError(f"git {args[0]} failed: {message}")
         return result
 
     def _init(self) -> None:
         if not (self.repo / "HEAD").exists():
             self.base.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-            subprocess.run(["git", "init", "--quiet", "--bare", str(self.repo)], env=env,
-                           check=True, capture_output=True, timeout=GIT_TIMEOUT)
+            self._git("init", "--quiet", "--bare")  # at --git-dir; a failure says why, as fetch
         try:
             url: str | None = self._git("config", "--get", "remote.origin.url").stdout \
                 .decode().strip()
@@ -189,6 +190,23 @@ class GitSource:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
+def tool_message(stderr: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """All of a tool's message, not only its last line: git often says what went wrong first
+    and only "Could not read from remote repository" or "and the repository exists." last.
+    Every line escaped (a remote's text may carry terminal escapes), blank ends dropped, and
+    the middle of an overlong message left out, so both its first and its last words stay."""
+    shown = [printable(line.rstrip()) for line in lines(stderr)]
+    while shown and not shown[0]:
+        shown.pop(0)
+    while shown and not shown[-1]:
+        shown.pop()
+    text = "\n".join(shown)
+    if len(text) <= limit:
+        return text
+    head, tail = text[:limit // 2], text[-(limit // 2):]
+    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters left out ...]\n{tail}"
+
+
 def check_tree(members: list[tarfile.TarInfo], commit: str) -> None:
     """Refuse a commit's tree that could lead a reader out of it: a symlink with an absolute
     target or one that climbs out of the tree, a hard link, anything but files, directories
@@ -214,15 +232,23 @@ def check_tree(members: list[tarfile.TarInfo], commit: str) -> None:
                              f"{MAX_EXPORT_BYTES >> 20} MiB")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GitHealth:
-    """How fetching goes, for healthz, the status file and metrics."""
+    """How fetching goes, for /healthz, the status file and metrics. The poller replaces it
+    whole after each fetch, so a reader in another thread never sees half of one."""
 
     last_attempt: float | None = None
     last_success: float | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # git's whole message (see `tool_message`)
     failures: int = 0          # in a row
-    refused: str | None = None  # the newest commit refused, and why
+    refused: str | None = None  # the newest commit refused, and why; cleared by a success
+
+    def failed(self, at: float, error: str, refused: bool) -> GitHealth:
+        return replace(self, last_attempt=at, last_error=error, failures=self.failures + 1,
+                       refused=error if refused else self.refused)
+
+    def succeeded(self, at: float, done: float) -> GitHealth:
+        return GitHealth(last_attempt=at, last_success=done)
 
     def to_json(self) -> dict[str, Any]:
         return {"last_attempt": self.last_attempt, "last_success": self.last_success,
@@ -231,11 +257,11 @@ class GitHealth:
 
 
 class GitPoller(threading.Thread):
-    """Fetches at once, then every `interval` seconds (with 10 % jitter) until `stop` is set.
-    The first fetch (a clone, maybe slow) runs here, not in the agent's start-up: systemd gets
-    READY at once and SIGTERM is answered meanwhile. No failure ends it: a fetch that fails or
-    a commit refused is reported (`health`, log) and the next poll tries again, so the next
-    good commit applies."""
+    """Fetches at once, then every `interval` seconds (with 10 % jitter) until `stop` is set,
+    and at once when asked (`fetch_now`). The first fetch (a clone, maybe slow) runs here, not
+    in the agent's start-up: systemd gets READY at once and SIGTERM is answered meanwhile. No
+    failure ends it: a fetch that fails or a commit refused is reported (`health`, log) and
+    the next poll tries again, so the next good commit applies. `kick` after setting `stop`."""
 
     def __init__(self, source: GitSource, stop: threading.Event,
                  on_commit: Callable[[str], None] | None = None,
@@ -244,39 +270,75 @@ class GitPoller(threading.Thread):
         self.source, self.stop_event, self.on_commit = source, stop, on_commit
         self.on_result = on_result
         self.health = GitHealth()
+        self.started = time.time()  # staleness counts from here until a fetch works
+        self._kick = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting: list[Callable[[], None]] = []
 
     @property
     def last_error(self) -> str | None:
         return self.health.last_error
 
+    def kick(self) -> None:
+        """Cut the wait short: poll now (or notice `stop`)."""
+        self._kick.set()
+
+    def fetch_now(self, then: Callable[[], None]) -> None:
+        """Fetch at once; call `then` when that fetch is done, whatever its result."""
+        with self._lock:
+            self._waiting.append(then)
+        self._kick.set()
+
     def run(self) -> None:
         first = True
-        while True:
-            interval = self.source.settings.interval * (0.9 + 0.2 * random.random())  # noqa: S311
-            if not first and self.stop_event.wait(interval):
-                return
+        while not self.stop_event.is_set():
+            if not first:
+                interval = self.source.settings.interval * (0.9 + 0.2 * random.random())  # noqa: S311
+                self._kick.wait(interval)
+                if self.stop_event.is_set():
+                    return
             first = False
+            self._kick.clear()
+            with self._lock:  # those asking before this fetch starts are answered by it
+                waiting, self._waiting = self._waiting, []
             self.poll()
+            for then in waiting:
+                then()
 
     def poll(self) -> None:
-        health = self.health
-        health.last_attempt = time.time()
+        attempt, before = time.time(), self.health
         try:
             commit = self.source.sync()
         except Exception as exc:  # every failure is reported; none ends the polling
-            health.failures += 1
-            health.last_error = str(exc) or type(exc).__name__
-            if isinstance(exc, GitRefused):
-                health.refused = str(exc)
-                self.source.log.error("git.refused", error=str(exc),
-                                      url=self.source.settings.url)
+            error = str(exc) or type(exc).__name__
+            refused = isinstance(exc, GitRefused)
+            self.health = health = before.failed(attempt, error, refused)
+            if refused:
+                self.source.log.error("git.refused", error=error, url=self.source.settings.url)
             else:
-                self.source.log.warning("git.failed", error=health.last_error,
-                                        failures=health.failures, url=self.source.settings.url)
+                self.source.log.warning("git.failed", error=error, failures=health.failures,
+                                        url=self.source.settings.url)
         else:
-            health.failures, health.last_error = 0, None
-            health.last_success = time.time()
+            self.health = health = before.succeeded(attempt, time.time())
+            if before.failures:
+                self.source.log.info("git.recovered", failures=before.failures,
+                                     url=self.source.settings.url)
             if commit and self.on_commit is not None:
                 self.on_commit(commit)
         if self.on_result is not None:
             self.on_result(health)
+
+    def since_success(self, now: float) -> float:
+        """Seconds without a successful fetch (counted from the start before the first)."""
+        last = self.health.last_success
+        return now - (last if last is not None else self.started)
+
+    def stale(self, now: float) -> bool:
+        return self.since_success(now) > self.source.settings.stale_after
+
+    def report(self, now: float) -> dict[str, Any]:
+        """`health` with its staleness, for /healthz and the status file."""
+        since = self.since_success(now)
+        limit = self.source.settings.stale_after
+        return {**self.health.to_json(), "since_success": round(since, 1),
+                "stale_after": limit, "stale": since > limit}

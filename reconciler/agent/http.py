@@ -1,7 +1,8 @@
 """/healthz and /metrics on a small HTTP server (loopback by default).
 
-/healthz: 200 when the last pass succeeded and the watcher is alive, else 503; the body is a
-short JSON document saying why. /metrics: Prometheus text format.
+/healthz: 200 ("ok") when the last pass succeeded, the watcher is alive and the git source (if
+any) is fresh, else 503 ("unhealthy", or "degraded" when only git is stale); the body is a short
+JSON document saying why (`Agent.health`). /metrics: Prometheus text format.
 
 One asyncio loop in one thread serves every connection, so an idle connection costs a socket
 and a little memory, never a thread. Each request must arrive whole within `timeout` seconds

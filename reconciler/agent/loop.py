@@ -6,6 +6,8 @@ the scheduler (`schedule`). The main thread does nothing but wait for signals:
 
     SIGTERM/SIGINT  no new step starts; the running ones finish; status written; exit 0
     SIGHUP          config reloaded, directories rescanned, a full pass
+    SIGUSR1         a full pass now, after a fetch from git (`reconciler reconcile`); the
+                    status file's `request` says when it came and how the pass went
 
 Modules, one concern each: `schedule` (what is due and when), `onepass` (one pass),
 `accounting` (what each object's state is after a pass), `status` (the status file), and
@@ -39,6 +41,7 @@ from .gitsource import GitHealth, GitPoller, GitSource
 from .http import HttpServer
 from .metrics import Metrics
 from .planner import LiveCache
+from .request import REQUEST_SIGNAL
 from .schedule import Scheduler, Work
 from .settings import AgentSettings
 from .specstore import SpecStore
@@ -56,7 +59,7 @@ class Agent:
         self.clock = time.monotonic
         self.log = get_logger()
         self.stop_event = threading.Event()
-        self.metrics = Metrics()
+        self.metrics = Metrics(git=settings.git is not None)
         self.notifier = Notifier()
         w = settings.watch
         self.backoff = Backoff(w.backoff_initial, w.backoff_max)
@@ -74,6 +77,7 @@ class Agent:
         self.commit: str | None = None
         self.ready = False
         self.crashed: str | None = None
+        self.request: dict[str, Any] | None = None  # the last pass asked for, and its result
         self._heartbeat = self.clock()
         self._last_activity = self.clock()
         self._events_stop = threading.Event()
@@ -94,45 +98,66 @@ class Agent:
             self.notifier.stopping(f"stopping: {why}")
         self.stop_event.set()
         self._wake()
+        if self.git_poller is not None:
+            self.git_poller.kick()
 
     def request_reload(self) -> None:
         self.scheduler.request_reload()
+
+    def request_pass(self, received: float) -> None:
+        """A full pass now (`reconciler reconcile`); with git, after a fetch, so what was
+        just pushed is what the pass applies. Called from a signal handler: it logs nothing
+        (the main thread may hold the log stream's lock); `agent.pass_answered` tells."""
+        if self.stop_event.is_set():
+            return
+        if self.git_poller is not None and self.git_poller.is_alive():
+            self.git_poller.fetch_now(lambda: self.scheduler.request_pass(received))
+        else:
+            self.scheduler.request_pass(received)
 
     def recheck(self, ref: Ref) -> None:
         self.scheduler.recheck(ref)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, body) for /healthz: "unhealthy" when the agent cannot do its work,
+        "degraded" when it works on specs that may be old (no fetch from git worked for
+        longer than git.stale_after), "ok" otherwise."""
         watcher = self.watcher is not None and self.watcher.alive()
         loop = self._loop_thread is not None and self._loop_thread.is_alive()
         accounting = self.accounting
-        reasons = []
+        reasons, degraded = [], []
         if not watcher:
             reasons.append("file watcher is not running")
         if not loop:
             reasons.append("reconcile loop is not running")
-        git = self.git_poller.health if self.git_poller is not None else None
-        if git is not None and git.last_error:
-            reasons.append(f"git: {git.last_error}")
+        git = self.git_poller.report(time.time()) if self.git_poller is not None else None
+        if git is not None:
+            if git["refused"] and git["last_error"]:
+                reasons.append(f"git: {git['refused']}")
+            if git["stale"]:
+                degraded.append(f"git: no fetch worked for {git['since_success']:.0f} s "
+                                f"(git.stale_after: {git['stale_after']:g} s); git's message "
+                                "is in git.last_error")
         if accounting.last_ok is None:
-            reasons.append("no pass has finished yet")
+            waiting = self.git is not None and self.git.current_commit() is None
+            reasons.append("no commit fetched from git yet" if waiting else
+                           "no pass has finished yet")
         elif not accounting.last_ok:
             last = accounting.last_pass or {}
             reasons.append(f"last pass {last.get('result', '')}")
-        body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons,
+        status = "unhealthy" if reasons else "degraded" if degraded else "ok"
+        body = {"status": status, "reasons": reasons + degraded,
                 "last_pass": accounting.last_pass,
                 "last_success": iso(accounting.last_success),
                 "watcher": "alive" if watcher else "dead", "commit": self.commit}
         if git is not None:
-            body["git"] = git.to_json()
-        return not reasons, body
+            body["git"] = git
+        return status == "ok", body
 
     def _git_result(self, health: GitHealth) -> None:
         """After each poll (the git thread): metrics now, the status file soon."""
-        self.metrics.git_up.set(0 if health.last_error else 1)
-        if health.last_error:
-            self.metrics.git_failures.inc()
-        if health.last_success is not None:
-            self.metrics.git_last_success.set(health.last_success)
+        if self.metrics.git is not None:
+            self.metrics.git.update(health)
         self.status_file.dirty = True
         self._wake()
 
@@ -146,34 +171,43 @@ class Agent:
 
     # ------------------------------------------------------------ lifecycle (main thread)
     def run(self) -> int:
+        # handlers before the lock: once the lock names our pid, `reconciler reconcile` may
+        # signal it, and SIGUSR1's default action would end the agent
+        previous = self._handle_signals()
         lock = StateLock(self.config.state_dir, "agent")
         try:
             lock.acquire()
         except ReconcilerError as exc:
+            _restore_signals(previous)
             return _error(str(exc))
         try:
             return self._run_locked()
         finally:
             lock.release()
+            _restore_signals(previous)
 
-    def _run_locked(self) -> int:
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
-                                                           signal.SIGHUP)}
-
+    def _handle_signals(self) -> dict[signal.Signals, Any]:
+        """Install the agent's signal handlers; returns the ones they replace."""
         def on_stop(signum: int, frame: FrameType | None) -> None:
             self.request_stop(signal.Signals(signum).name)
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
             self.request_reload()
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        def on_request(signum: int, frame: FrameType | None) -> None:
+            self.request_pass(time.time())
+
+        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup,
+                    REQUEST_SIGNAL: on_request}
+        previous = {sig: signal.getsignal(sig) for sig in handlers}
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        return previous
+
+    def _run_locked(self) -> int:
         try:
             self._setup()
         except (ReconcilerError, OSError) as exc:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self._teardown()
             return _error(str(exc))
         try:
@@ -183,8 +217,6 @@ class Agent:
             while self._loop_thread.is_alive():
                 self._loop_thread.join(0.5)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self.stop_event.set()
             self._teardown()
         if self.crashed:
@@ -208,6 +240,10 @@ class Agent:
                                                                      self.clock()),
                 on_result=self._git_result)
             self._threads.append(self.git_poller)
+            if self.metrics.git is not None:
+                poller = self.git_poller
+                self.metrics.git.stale.set_function(lambda: float(poller.stale(time.time())))
+                self.metrics.git.stale_after.set(self.settings.git.stale_after)
         store = SpecStore(self.paths)
         self.watcher = SpecWatcher(self.paths, self.tracker, self.clock)
         self.parts = onepass.Parts(
@@ -226,6 +262,8 @@ class Agent:
 
     def _teardown(self) -> None:
         self._events_stop.set()
+        if self.git_poller is not None:
+            self.git_poller.kick()  # out of its wait, to see the stop
         parts = self.parts
         if parts is not None and parts.live.background_running():
             parts.live.wait_background(timeout=10.0)
@@ -347,12 +385,17 @@ class Agent:
             self.scheduler.resync_soon(30.0)
             outcome = onepass.Outcome(work.trigger, True, error=f"the pass failed: {error}")
         self._last_activity = self.clock()
-        if outcome is None:
+        if outcome is None:  # stopping
+            self._answer(work.requested, {"result": "interrupted",
+                                          "notes": ["the agent is stopping"]})
             self.status_file.dirty = True
             return
         if outcome.waiting_for_git:
             if work.startup:
                 self.notifier.ready("waiting for the first git fetch")
+            self._answer(work.requested, {"result": "waiting", "notes": [
+                "no commit fetched from git yet: nothing to plan"]})
+            self.status_file.dirty = True
             return
         if outcome.started_up:
             store = self.parts.store
@@ -362,11 +405,24 @@ class Agent:
             self.log.info("agent.ready", files=len(store.files), objects=len(store.specs.objects))
         if outcome.commit and outcome.plan is not None:
             self.commit = outcome.commit
-        self._record(outcome, started, wall)
+        self._record(outcome, started, wall, work.requested)
         if outcome.full and outcome.error is None:
             self._compact_memory()
 
-    def _record(self, outcome: onepass.Outcome, started: float, wall: float) -> None:
+    def _answer(self, requested: float | None, record: dict[str, Any]) -> None:
+        """What the pass an operator asked for did, for `reconciler reconcile` (which waits
+        for it in the status file)."""
+        if requested is None:
+            return
+        self.request = {"received": iso(requested), "answered": iso(time.time()),
+                        **{key: record.get(key) for key in ("plan_id", "trigger", "scope",
+                                                            "result", "steps", "notes",
+                                                            "commit")}}
+        self.log.info("agent.pass_answered", plan_id=record.get("plan_id"),
+                      result=record.get("result"))
+
+    def _record(self, outcome: onepass.Outcome, started: float, wall: float,
+                requested: float | None) -> None:
         """The pass's record: accounting, the log line, systemd's status, the status file."""
         assert self.parts is not None
         duration = self.clock() - started
@@ -382,6 +438,7 @@ class Agent:
         self.notifier.status(f"last pass {record['result']} ({outcome.trigger}) at "
                              f"{record['finished']}; {len(self.backoff.objects)} failing, "
                              f"{len(self.parts.store.held_files())} held files")
+        self._answer(requested, record)
         self._last_activity = self.clock()
         self.status_file.dirty = True
         self._flush_status()
@@ -444,13 +501,24 @@ class Agent:
         git = None
         if self.git_poller is not None:
             git = {"url": self.git.settings.url if self.git else None,
-                   **self.git_poller.health.to_json()}
+                   "branch": self.git.settings.branch if self.git else None,
+                   **self.git_poller.report(time.time())}
         return document(
             accounting=self.accounting, clock_now=clock_now,
             running=not (final and self.stop_event.is_set()), started_at=self.started_at,
             state_dir=self.config.state_dir, roots=self.paths, commit=self.commit,
             watcher_alive=watcher, http=self.http.address if self.http else None,
-            ready=self.ready, held=held, pending=pending, git=git, crashed=self.crashed)
+            ready=self.ready, held=held, pending=pending, git=git, request=self.request,
+            crashed=self.crashed)
+
+
+def _restore_signals(previous: dict[signal.Signals, Any]) -> None:
+    for sig, handler in previous.items():
+        if sig == REQUEST_SIGNAL and handler == signal.SIG_DFL:
+            # a `reconcile` that read our pid just before the lock was released must not end
+            # the process with a signal while it exits
+            handler = signal.SIG_IGN
+        signal.signal(sig, handler)
 
 
 def _error(message: str) -> int:

@@ -6,6 +6,7 @@ What a pass covers:
     events     objects a driver reported changed, re-observed and planned
     retry      objects whose backoff ran out
     resync     every file re-stat'ed, the whole host re-observed, everything planned (drift)
+    request    as resync, asked for by an operator (`reconciler reconcile`)
     rescan     a symlink swap, a root removed or recreated, or lost inotify events
 
 Planning and applying are the engine's (`compute_plan` through planner.py, `apply_planned`);
@@ -117,7 +118,7 @@ def run(parts: Parts, work: Work, clock: Callable[[], float], log: Any,
             profiles=parts.store.profiles())
         if plan is None:
             outcome.full = True
-            fresh = work.resync or work.startup or work.reload or bool(parts.live.stale) or \
+            fresh = work.recheck_all or work.startup or work.reload or bool(parts.live.stale) or \
                 parts.live.observed is None or bool(work.rescans)
             plan = plan_full(parts.store.specs, parts.live, settings, context, fresh=fresh)
     except DriverError as exc:
@@ -161,7 +162,7 @@ def load_changes(parts: Parts, work: Work, clock: Callable[[], float], log: Any
     reads: list[FileRead] = []
     gone: list[str] = []
     names = dict(work.reads)
-    if work.rescans or work.resync or work.reload:
+    if work.rescans or work.recheck_all or work.reload:
         trusted = work.reload or any(r.trusted for r in work.rescans)
         if trusted:
             # the scan below reads the tree as it is; cleared before it, not after, so a

@@ -31,14 +31,17 @@ class Work:
     recheck: set[Ref] = field(default_factory=set)
     retry: set[Ref] = field(default_factory=set)
     startup: bool = False
+    requested: float | None = None  # `reconciler reconcile`: when the newest request came
 
     def __bool__(self) -> bool:
         return bool(self.reads or self.rescans or self.resync or self.reload or self.recheck or
-                    self.retry or self.startup or self.verify_failed)
+                    self.retry or self.startup or self.verify_failed or
+                    self.requested is not None)
 
     @property
     def trigger(self) -> str:
         for name, on in (("startup", self.startup), ("reload", self.reload),
+                         ("request", self.requested is not None),
                          ("rescan", bool(self.rescans)), ("resync", self.resync),
                          ("verify", self.verify_failed), ("files", bool(self.reads)),
                          ("events", bool(self.recheck)), ("retry", bool(self.retry))):
@@ -49,7 +52,13 @@ class Work:
     @property
     def full(self) -> bool:
         """A pass over every object and the whole host, not only what changed."""
-        return self.startup or self.reload or self.resync or self.verify_failed
+        return self.startup or self.reload or self.verify_failed or self.recheck_all
+
+    @property
+    def recheck_all(self) -> bool:
+        """Every file re-stat'ed and the host observed afresh: the periodic resync, or a pass
+        an operator asked for."""
+        return self.resync or self.requested is not None
 
 
 class Scheduler:
@@ -63,6 +72,7 @@ class Scheduler:
         self._generation = 0  # bumped by every wake-up, so none is lost before a wait
         self._seen_generation = 0
         self._reload_requested = False
+        self._requested: float | None = None
         self._recheck: set[Ref] = set()
         self._verify_failed = False
         self._pending = Work()
@@ -76,6 +86,13 @@ class Scheduler:
     def request_reload(self) -> None:
         with self._cond:
             self._reload_requested = True
+            self._generation += 1
+            self._cond.notify_all()
+
+    def request_pass(self, received: float) -> None:
+        """An operator asked for a pass (`reconciler reconcile`); `received`: wall time."""
+        with self._cond:
+            self._requested = max(received, self._requested or received)
             self._generation += 1
             self._cond.notify_all()
 
@@ -124,6 +141,10 @@ class Scheduler:
             self._recheck = set()
             if self._verify_failed:
                 work.verify_failed, self._verify_failed = True, False
+            if self._requested is not None and not due.in_burst:
+                # in a burst (a git commit's rescan just asked for), the request waits for
+                # it, so the pass asked for reads the new tree
+                work.requested, self._requested = self._requested, None
         if now >= self.next_resync:
             work.resync = True
             self.schedule_resync()

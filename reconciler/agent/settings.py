@@ -21,6 +21,7 @@ by command-line flags. Frozen, passed down; SIGHUP builds a new one.
       branch: main
       interval: 60
       path: hosts/common     # the spec directory inside the repository
+      stale_after: 900       # /healthz is degraded (503) once no fetch worked for this long
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from reconciler.errors import ConfigError
 
 DEFAULT_LISTEN = "127.0.0.1:9137"
+DEFAULT_STALE_AFTER = 900.0  # 15 fetches at the default interval: a blip never pages anyone
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class GitSettings:
     branch: str | None = None
     interval: float = 60.0
     path: str = ""
+    stale_after: float = DEFAULT_STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,26 @@ def agent_settings(extra: dict[str, Any], *, settle: float | None = None,
     url = git_url or raw_git.get("url")
     git = None
     if url:
-        interval = git_interval if git_interval is not None else raw_git.get("interval", 60)
+        raw_interval = git_interval if git_interval is not None else raw_git.get("interval", 60)
+        interval = max(1.0, _number("git", "interval", raw_interval))
         git = GitSettings(url=str(url), branch=git_branch or raw_git.get("branch"),
-                          interval=max(1.0, _number("git", "interval", interval)),
-                          path=str(git_path if git_path is not None else raw_git.get("path", "")))
+                          interval=interval,
+                          path=str(git_path if git_path is not None else raw_git.get("path", "")),
+                          stale_after=_stale_after(raw_git.get("stale_after"), interval))
     return AgentSettings(watch=watch, listen=address, git=git)
+
+
+def _stale_after(value: Any, interval: float) -> float:
+    """How long without a successful fetch before the agent calls itself degraded. At least
+    two intervals, so one poll's jitter and run time never trip it; the default grows with a
+    long interval for the same reason."""
+    if value is None:
+        return max(DEFAULT_STALE_AFTER, 3 * interval)
+    limit = _number("git", "stale_after", value)
+    if limit < 2 * interval:
+        raise ConfigError(f"git.stale_after ({limit:g} s) must be at least twice git.interval "
+                          f"({interval:g} s): a fetch happens only every interval")
+    return limit
 
 
 def parse_listen(address: str) -> tuple[str, int]:

@@ -13,7 +13,15 @@ every half second while busy, and once more on exit.
                                "retry_at": "..."}},
      "held_files": [{"file": "...", "errors": ["..."]}],
      "pending_files": [{"file": "...", "waiting": "changed", "since": "..."}],
-     "pending_restarts": ["domain/db"]}
+     "pending_restarts": ["domain/db"],
+     "git": {"url": "...", "branch": "main", "last_attempt": 1700000000.0,
+             "last_success": 1700000000.0, "last_error": "git's whole message", "failures": 0,
+             "refused": null, "since_success": 12.5, "stale_after": 900, "stale": false},
+     "request": {"received": "...", "answered": "...", "plan_id": "...", "result": "...",
+                 ...}}
+
+`git` is there only when the agent follows a repository; `request` once `reconciler reconcile`
+asked for a pass (see request.py).
 """
 
 from __future__ import annotations
@@ -87,7 +95,7 @@ def document(*, accounting: Accounting, clock_now: float, running: bool, started
              state_dir: str, roots: list[str], commit: str | None, watcher_alive: bool,
              http: str | None, ready: bool, held: Mapping[str, list[str]],
              pending: Mapping[str, tuple[str, float]], git: dict[str, Any] | None,
-             crashed: str | None) -> dict[str, Any]:
+             request: dict[str, Any] | None, crashed: str | None) -> dict[str, Any]:
     """The status document (the module docstring shows its shape)."""
     objects, counts, restarts = accounting.status_objects(clock_now)
     wall_now = time.time()
@@ -103,6 +111,8 @@ def document(*, accounting: Accounting, clock_now: float, running: bool, started
         "pending_restarts": restarts}
     if git is not None:
         doc["git"] = git
+    if request is not None:
+        doc["request"] = request
     if crashed:
         doc["crashed"] = crashed
     return doc
@@ -185,11 +195,31 @@ def render_text(data: dict[str, Any], running_pid: int | None) -> str:
         for item in pending[:20]:
             lines.append(f"  {printable(item.get('file'))} ({item.get('waiting')} since "
                          f"{item.get('since')})")
-    git = data.get("git") or {}
-    if git.get("last_error"):
-        lines.append(f"git: failing ({git.get('failures')} in a row): "
-                     f"{printable(git['last_error'])}")
+    if data.get("git"):
+        lines.extend(render_git(data["git"]))
     restarts = data.get("pending_restarts") or []
     if restarts:
         lines.append("pending restarts: " + printable(", ".join(restarts)))
     return "\n".join(lines) + "\n"
+
+
+def render_git(git: dict[str, Any]) -> list[str]:
+    """The git source: how fetching goes, and git's whole message when it fails (one line of
+    it per line, each escaped)."""
+    source = printable(git.get("url") or "?") + (f" (branch {printable(git['branch'])})"
+                                                 if git.get("branch") else "")
+    last_success = _epoch_iso(git.get("last_success")) or "never"
+    if not git.get("last_error"):
+        return [f"git: {source}: ok, last fetch {_epoch_iso(git.get('last_attempt')) or 'not yet'}"]
+    out = [f"git: {source}: failing, {git.get('failures')} fetches in a row; last success "
+           f"{last_success}"]
+    if git.get("stale"):
+        out.append(f"  stale: no fetch worked for {git.get('since_success')} s "
+                   f"(git.stale_after: {git.get('stale_after')} s)")
+    out.append(f"  last error at {_epoch_iso(git.get('last_attempt'))}:")
+    out.extend(f"    {printable(line)}".rstrip() for line in str(git["last_error"]).split("\n"))
+    return out
+
+
+def _epoch_iso(value: Any) -> str | None:
+    return iso(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -106,6 +106,7 @@ class Due:
     ready: list[Ready] = field(default_factory=list)
     rescans: list[Rescan] = field(default_factory=list)
     next_at: float | None = None
+    in_burst: bool = False  # events are still arriving: what is pending is held back
 
 
 class ChangeTracker:
@@ -209,7 +210,7 @@ class ChangeTracker:
             if self._burst_start is not None:
                 flush_at = min(self._last_activity + self.quiet, self._burst_start + self.cap)
                 if now < flush_at:
-                    out.next_at = flush_at
+                    out.next_at, out.in_burst = flush_at, True
                     return out
                 self._burst_start = None
             out.rescans, self._rescans = self._rescans, []

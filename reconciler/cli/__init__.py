@@ -7,9 +7,15 @@ import sys
 from collections.abc import Sequence
 
 from reconciler import __version__
-from reconciler.cli import agent_commands, engine_commands, import_command, spec_commands
+from reconciler.cli import (
+    agent_commands,
+    docs,
+    engine_commands,
+    import_command,
+    spec_commands,
+)
+from reconciler.cli.exits import EXIT_ERROR
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 _LOG_IS_OUTPUT = frozenset({"watch"})
 
 
@@ -40,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine_commands.register(sub)
     import_command.register(sub)
     agent_commands.register(sub)
+    docs.register(sub)
     for command in sub.choices.values():
         _global_options(command, after_command=True)
     return parser

@@ -1,4 +1,4 @@
-"""`watch` (the agent) and `status` (what it last did)."""
+"""`watch` (the agent), `status` (what it last did) and `reconcile` (a pass now)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from reconciler.cli.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.config import Config
 from reconciler.errors import ConfigError, StateError
 
-EXIT_OK, EXIT_ERROR, EXIT_UNHEALTHY, EXIT_NOT_RUNNING = 0, 1, 1, 3
+EXIT_UNHEALTHY = EXIT_ERROR  # `status`: as /healthz answering 503
 
 
 def register(sub: Any) -> None:
@@ -46,6 +47,22 @@ def register(sub: Any) -> None:
     p.add_argument("--config", help="agent config file (YAML), to find the state directory")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "reconcile", help="ask the running agent for a full pass now, and wait for it",
+        description="Ask the agent running on this host (the one holding the state "
+                    "directory's lock) for a full pass now: with git, it fetches first; the "
+                    "host is observed again and every object planned, as the periodic resync "
+                    "does. Sends the agent SIGUSR1, so run it as the agent's user. Exits 0 "
+                    "when the pass succeeded, 1 when it did not, when no agent runs, or when "
+                    "no answer came within --timeout.")
+    p.add_argument("--state-dir", help="the agent's state directory")
+    p.add_argument("--config", help="agent config file (YAML), to find the state directory")
+    p.add_argument("--no-wait", action="store_true",
+                   help="only ask; do not wait for the pass to finish")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="how long to wait for the pass (600; 0 waits as long as it takes)")
+    p.set_defaults(func=cmd_reconcile)
 
 
 def _error(message: str) -> int:
@@ -121,4 +138,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     if pid is None:
         return EXIT_NOT_RUNNING
     last = data.get("last_pass") or {}
+    git = data.get("git") or {}
+    if git.get("stale") or (git.get("refused") and git.get("last_error")):
+        return EXIT_UNHEALTHY  # as /healthz: specs that may be old, or a commit refused
     return EXIT_OK if last.get("result") == "succeeded" else EXIT_UNHEALTHY
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from reconciler.agent.request import agent_pid, ask, wait_answer
+    from reconciler.engine.config import load_config
+
+    try:
+        config = load_config(args.config, state_dir=args.state_dir)
+        pid = agent_pid(config.state_dir)
+        asked = ask(pid)
+        if args.no_wait:
+            print(f"asked the agent (pid {pid}) for a pass")
+            return EXIT_OK
+        answer = wait_answer(config.state_dir, pid, asked, args.timeout)
+    except (ConfigError, StateError) as exc:
+        return _error(str(exc))
+    sys.stdout.write(render_answer(answer))
+    return EXIT_OK if answer.get("result") == "succeeded" else EXIT_ERROR
+
+
+def render_answer(answer: dict[str, Any]) -> str:
+    from reconciler.text import printable
+
+    steps = answer.get("steps") or {}
+    commit = answer.get("commit")
+    lines = [f"pass {answer.get('plan_id') or '-'}: {answer.get('result')} "
+             f"({steps.get('succeeded', 0)} steps ok, {steps.get('failed', 0)} failed, "
+             f"{steps.get('skipped', 0)} skipped)"
+             + (f" at commit {printable(commit)[:12]}" if commit else "")]
+    lines += [f"  note: {printable(note)}" for note in answer.get("notes") or []]
+    return "\n".join(lines) + "\n"

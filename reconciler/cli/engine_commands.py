@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.progress import Display
 from reconciler.engine import render, saved
 from reconciler.engine.apply import DEFAULT_PARALLEL, ApplyReport
@@ -26,7 +27,6 @@ from reconciler.text import printable, wants_color
 if TYPE_CHECKING:
     from reconciler.specs.loader import SpecSet
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -356,7 +356,7 @@ def _show_object(args: argparse.Namespace, live: dict[Any, Any]) -> int:
         return _error(f"{printable(args.target)} names "
                       f"{' and '.join(str(ref) for ref, _ in sorted(found))}; say which")
     ref, obj = found[0]
-    spec = {"kind": ref.kind, **concealed(obj.spec)} if obj.spec else {"kind": ref.kind}
+    spec = {"kind": ref.kind, **(concealed(obj.spec) or {})}
     if fmt == "json":
         json.dump(spec, sys.stdout, indent=2)
         print()

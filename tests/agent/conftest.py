@@ -163,6 +163,35 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     return specs, state
 
 
+def git(*args: str, cwd: Path | None = None) -> str:
+    """git as a test's author and committer, without the machine's git configuration."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
+           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True, timeout=30).stdout.strip()
+
+
+def git_push(work: Path, bare: Path, message: str = "specs") -> str:
+    """Commit everything in `work` and push it to `bare`'s main; returns the commit."""
+    git("add", "-A", cwd=work)
+    git("commit", "--quiet", "--allow-empty", "-m", message, cwd=work)
+    git("push", "--quiet", str(bare), "main", cwd=work)
+    return git("rev-parse", "HEAD", cwd=work)
+
+
+def git_repo(tmp_path: Path, *names: str) -> tuple[Path, Path]:
+    """A bare repository (what an agent fetches) and a work tree that pushes to it, with a
+    first commit holding hosts/NAME.yaml for each name."""
+    bare, work = tmp_path / "specs.git", tmp_path / "work"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    for name in names:
+        write_atomic(work / "hosts" / f"{name}.yaml", spec_text(name))
+    git_push(work, bare)
+    return bare, work
+
+
 def base_args(specs: Path | str, state: Path, *extra: str) -> list[str]:
     return [str(specs), "--state-dir", str(state), "--driver", "sim", "--http", "off",
             "--resync", "0", *extra]

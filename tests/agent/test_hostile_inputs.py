@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .conftest import base_args, sim_record, spec_text, wait_for, write_atomic
+from .conftest import base_args, git_push, git_repo, sim_record, spec_text, wait_for, write_atomic
 
 SECRET = "root:$6$NotARealHashButSecret$abcdefghijklmnop:19000:0:99999:7:::"
 
@@ -41,7 +41,10 @@ def test_fifo_device_and_secret_links_are_reported_never_read(dirs, start_agent,
     agent.wait_idle()
     assert (sim_record(state, "good") or {}).get("running") is True
 
-    status = json.loads((state / "agent-status.json").read_text())
+    # the pass is logged just before the status file is written
+    status = wait_for(lambda: (state / "agent-status.json").exists() and
+                      json.loads((state / "agent-status.json").read_text()),
+                      what="the status file")
     held = {Path(h["file"]).name: " ".join(h["errors"]) for h in status["held_files"]}
     assert "not a regular file" in held["pipe.yaml"]
     assert "outside the spec directory" in held["zero.yaml"]
@@ -99,20 +102,12 @@ def test_two_thousand_idle_connections_do_not_stop_healthz(dirs, start_agent):
 
 def test_a_commit_linking_outside_is_refused_and_the_next_good_one_applies(tmp_path,
                                                                            start_agent):
-    from .test_service import _git
-
-    bare, work, state = tmp_path / "specs.git", tmp_path / "work", tmp_path / "state"
-    _git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    _git("init", "--quiet", "--initial-branch=main", str(work))
+    bare, work = git_repo(tmp_path, "a")
+    state = tmp_path / "state"
 
     def push(message: str) -> str:
-        _git("add", "-A", cwd=work)
-        _git("commit", "--quiet", "-m", message, cwd=work)
-        _git("push", "--quiet", str(bare), "main", cwd=work)
-        return _git("rev-parse", "HEAD", cwd=work)
+        return git_push(work, bare, message)
 
-    write_atomic(work / "hosts" / "a.yaml", spec_text("a"))
-    push("a")
     agent = start_agent("hosts", "--git", f"file://{bare}", "--branch", "main",
                         "--interval", "1", "--state-dir", str(state), "--driver", "sim",
                         "--http", "127.0.0.1:0", "--resync", "0")

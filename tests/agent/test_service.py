@@ -7,14 +7,22 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from tests.conftest import run_cli
 
-from .conftest import base_args, sim_record, spec_text, steps_done, wait_for, write_atomic
+from .conftest import (
+    base_args,
+    git,
+    git_push,
+    git_repo,
+    sim_record,
+    spec_text,
+    steps_done,
+    wait_for,
+    write_atomic,
+)
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -169,23 +177,10 @@ def test_journal_is_set_aside_between_passes(dirs, start_agent, tmp_path):
     assert agent.stop() == 0
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True, timeout=30).stdout.strip()
-
-
 def test_git_commits_are_applied_with_their_commit_id(tmp_path, start_agent):
-    bare, work, state = tmp_path / "specs.git", tmp_path / "work", tmp_path / "state"
-    _git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    _git("init", "--quiet", "--initial-branch=main", str(work))
-    write_atomic(work / "hosts" / "a.yaml", spec_text("a"))
-    _git("add", "-A", cwd=work)
-    _git("commit", "--quiet", "-m", "a", cwd=work)
-    _git("push", "--quiet", str(bare), "main", cwd=work)
-    first = _git("rev-parse", "HEAD", cwd=work)
+    bare, work = git_repo(tmp_path, "a")
+    state = tmp_path / "state"
+    first = git("rev-parse", "HEAD", cwd=work)
 
     agent = start_agent("hosts", "--git", f"file://{bare}", "--branch", "main",
                         "--interval", "1", "--state-dir", str(state), "--driver", "sim",
@@ -200,10 +195,7 @@ def test_git_commits_are_applied_with_their_commit_id(tmp_path, start_agent):
     write_atomic(work / "hosts" / "b.yaml", spec_text("b"))
     write_atomic(work / "hosts" / "a.yaml", spec_text("a", "192MiB"))
     write_atomic(work / "README.md", "not a spec\n")
-    _git("add", "-A", cwd=work)
-    _git("commit", "--quiet", "-m", "b", cwd=work)
-    _git("push", "--quiet", str(bare), "main", cwd=work)
-    second = _git("rev-parse", "HEAD", cwd=work)
+    second = git_push(work, bare, "b")
     wait_for(lambda: steps_done(state, "domain/b:start") and
              steps_done(state, "domain/a:update"), timeout=20, what="second commit applied")
     plan = agent.wait_event("plan.computed", where=lambda r: r.get("commit") == second)

@@ -21,9 +21,9 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modules)}),
+print(json.dumps({"code": code, "loaded": sorted(m for m in HEAVY if m in sys.modules)}),
       file=sys.stderr)
-""" % (HEAVY,)
+""".replace("HEAVY", repr(HEAVY))
 
 
 def loaded_by(*args: str) -> tuple[object, list[str]]:

@@ -80,7 +80,7 @@ def test_one_ctrl_c_lets_running_steps_finish_and_is_journaled(tmp_path: Path) -
 def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     setup(tmp_path, latency=30.0, count=2)
     child = spawn(tmp_path, "apply", "specs", "--yes")
-    child.expect(r"running")
+    child.expect(r"\[0/\d+\] 0 done, 0 failed, \d running")  # the display: apply has begun
     child.sendintr()
     child.expect("no new step starts")
     child.sendintr()

@@ -60,7 +60,7 @@ def lxc_reason(uri: str = LXC_URI) -> str | None:
     """Why libvirt LXC guests cannot run here, or None when they can."""
     lv = load_libvirt()
     if lv is None:
-        return "libvirt-python is not installed (pip install 'reconciler[libvirt]')"
+        return "libvirt-python is not installed (pip install '.[libvirt]' from the checkout)"
     if os.geteuid() != 0:
         return "libvirt LXC guests need root"
     if BUSYBOX is None:
@@ -263,7 +263,7 @@ class LibvirtHarness:
 
 def _test_harness(tmp: Path) -> LibvirtHarness | str:
     if load_libvirt() is None:
-        return "libvirt-python is not installed (pip install 'reconciler[libvirt]')"
+        return "libvirt-python is not installed (pip install '.[libvirt]' from the checkout)"
     return LibvirtHarness(tmp, TEST_URI)
 
 

@@ -23,9 +23,12 @@ from reconciler.errors import ConfigError, DriverError, PermanentError, Transien
 
 T = TypeVar("T")
 
-_INSTALL_HINT = ("the libvirt driver needs libvirt-python: pip install 'reconciler[libvirt]' "
-                 "(it builds against the host's libvirt: apt-get install libvirt-dev pkg-config "
-                 "gcc python3-dev first)")
+# the project is installed from its checkout (`reconciler` on PyPI is another project)
+_INSTALL_HINT = ("the libvirt driver needs libvirt-python: install this project with its "
+                 "libvirt extra, pip install '/path/to/checkout[libvirt]' (it builds against "
+                 "the host's libvirt: apt-get install libvirt-dev pkg-config gcc python3-dev "
+                 "first), or use Debian's python3-libvirt in a venv made with "
+                 "--system-site-packages")
 
 _module: ModuleType | None = None
 _module_lock = threading.Lock()

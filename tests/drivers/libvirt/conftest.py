@@ -24,7 +24,7 @@ from tests.conformance.libvirt_harness import (
 def lv() -> Any:
     module = load_libvirt()
     if module is None:
-        pytest.skip("libvirt-python is not installed (pip install 'reconciler[libvirt]')")
+        pytest.skip("libvirt-python is not installed (pip install '.[libvirt]' from the checkout)")
     return module
 
 

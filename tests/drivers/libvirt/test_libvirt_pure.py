@@ -305,7 +305,7 @@ def test_missing_libvirt_python_is_a_config_error_with_the_fix(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connection, "_module", None)
     monkeypatch.setitem(sys.modules, "libvirt", None)  # import libvirt -> ImportError
-    with pytest.raises(ConfigError, match=r"pip install 'reconciler\[libvirt\]'"):
+    with pytest.raises(ConfigError, match=r"pip install '/path/to/checkout\[libvirt\]'"):
         connection.load_libvirt()
     from reconciler.drivers import create
 
