@@ -11,8 +11,11 @@ apt-get install -y -qq --no-install-recommends \
     lxc busybox-static libvirt-daemon libvirt-daemon-driver-lxc libvirt-daemon-driver-qemu \
     libvirt-clients libvirt-dev pkg-config gcc python3-venv python3-dev iproute2 git \
     iptables dnsmasq-base util-linux \
-    prometheus zsh groff-base man-db \
+    prometheus zsh groff-base man-db graphviz \
     >/dev/null
+# Node runs Mermaid's own parser on the plans' graphs (tests/mermaid); this machine image ships
+# Node 20, Debian's packages are the fallback
+command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 # the tests need promtool (deploy/ alert rules), never the Prometheus server the package starts
 systemctl disable --now prometheus >/dev/null 2>&1 || /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 
@@ -45,6 +48,9 @@ PY=python3
 "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[test,libvirt]'
+
+echo "== node modules for the Mermaid check"
+(cd tests/mermaid && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 echo "== static checks"
 .venv/bin/ruff check reconciler tests bench

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.progress import Display
@@ -56,6 +56,13 @@ def register(sub: Any) -> None:
     p.add_argument("--parallel", type=int, default=None,
                    help=f"steps run at once ({DEFAULT_PARALLEL})")
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("graph", help="the plan's steps and their order as a graph (Mermaid "
+                       "or Graphviz DOT), from specs or a saved plan")
+    p.add_argument("path", nargs="+", metavar="PATH|PLANFILE")
+    _common(p)
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("show", help="list live objects; one object's spec as the host has it; "
                        "or a saved plan")
@@ -115,7 +122,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config, hosts = opened
     try:
         result = passes.compute_plan(args.path, hosts, config.settings,
-                              context={"drivers": sorted(hosts.names())})
+                              context=_context(args.path, hosts))
     except DriverError as exc:
         return _error(f"cannot read the host: {exc}")
     finally:
@@ -127,15 +134,49 @@ def cmd_plan(args: argparse.Namespace) -> int:
             saved.save(plan, args.out)
         except OSError as exc:
             return _error(f"cannot write {printable(args.out)}: {exc.strerror}")
-    if args.format == "json":
-        sys.stdout.write(render.as_json(plan))
-    elif args.format == "markdown":
-        sys.stdout.write(render.markdown(plan))
-    else:
-        sys.stdout.write(render.text(plan, color=wants_color(sys.stdout, args.no_color)))
+    sys.stdout.write(render.render(plan, args.format,
+                                   color=wants_color(sys.stdout, args.no_color)))
     if _unfulfilled(result.specs, plan):
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _context(paths: list[str], hosts: Hosts) -> dict[str, object]:
+    """What a plan's header says of where it comes from: the drivers, and the commit of the
+    git work tree holding the specs when there is one."""
+    from reconciler.engine.commit import context_for
+
+    return {"drivers": sorted(hosts.names()), **context_for(paths)}
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from reconciler.engine import graph
+
+    if len(args.path) == 1 and saved.looks_saved(args.path[0]):
+        try:
+            plan = saved.load(args.path[0])
+        except PlanError as exc:
+            return _error(str(exc))
+    else:
+        from reconciler.engine import passes
+
+        opened = _open(args)
+        if isinstance(opened, int):
+            return opened
+        config, hosts = opened
+        try:
+            result = passes.compute_plan(args.path, hosts, config.settings,
+                                         context=_context(args.path, hosts))
+        except DriverError as exc:
+            return _error(f"cannot read the host: {exc}")
+        finally:
+            hosts.close()
+        _report_inputs(result.specs)
+        sys.stdout.write(graph.mermaid(result.plan) if args.format == "mermaid"
+                         else graph.dot(result.plan))
+        return EXIT_ERROR if _unfulfilled(result.specs, result.plan) else EXIT_OK
+    sys.stdout.write(graph.mermaid(plan) if args.format == "mermaid" else graph.dot(plan))
+    return EXIT_OK
 
 
 def _report_inputs(specs: SpecSet) -> None:
@@ -179,7 +220,7 @@ def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
         unfulfilled = bool(skip)
     else:
         result = passes.compute_plan(args.path, hosts, config.settings,
-                              context={"drivers": sorted(hosts.names())})
+                              context=_context(args.path, hosts))
         plan = result.plan
         _report_inputs(result.specs)
         unfulfilled = _unfulfilled(result.specs, plan)
@@ -374,13 +415,8 @@ def _show_plan(args: argparse.Namespace) -> int:
     if fmt is None:
         return EXIT_ERROR
     try:
-        plan = saved.load(args.target)
-    except (PlanError, OSError) as exc:
+        sys.stdout.write(saved.show(args.target, cast("render.Format", fmt),
+                                    color=wants_color(sys.stdout, args.no_color)))
+    except PlanError as exc:
         return _error(f"cannot read the saved plan {printable(args.target)}: {exc}")
-    if fmt == "json":
-        sys.stdout.write(render.as_json(plan))
-    elif fmt == "markdown":
-        sys.stdout.write(render.markdown(plan))
-    else:
-        sys.stdout.write(render.text(plan, color=wants_color(sys.stdout, args.no_color)))
     return EXIT_OK

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.drivers.base import LiveObject, Step, StepKind
 from reconciler.engine.diff import FieldChange, diff_object, referenced_networks, worst
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.policy import Policy
-from reconciler.model import Domain, Network, canonical
+from reconciler.errors import SpecError
 from reconciler.model.fields import Ref, flatten
 from reconciler.rules import Refusal
+
+if TYPE_CHECKING:  # the spec classes load only where specs are read
+    from reconciler.model import Domain, Network
 
 Action = Literal["create", "update", "replace", "remove", "noop", "held", "refused"]
 PLAN_FORMAT = 1
@@ -88,6 +93,44 @@ class ObjectPlan:
 
 
 @dataclass(frozen=True)
+class SpecProblem:
+    """A spec input that did not load: its file (absolute, as `failed_files` names it, or a
+    missing path), the line (0: the whole file) and why. A plan carries them so each of its
+    forms shows what was held back from it, not only the terminal that made it."""
+
+    file: str
+    line: int
+    message: str
+
+    @property
+    def where(self) -> str:
+        """`FILE:LINE`, or the file alone when the whole file is meant."""
+        file = self.file or "<spec>"
+        return f"{file}:{self.line}" if self.line else file
+
+    def __str__(self) -> str:
+        return f"{self.where}: error: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpecProblem:
+        return cls(str(data["file"]), int(data.get("line") or 0), str(data["message"]))
+
+
+def spec_problems(errors: Iterable[SpecError], missing: Iterable[str] = ()
+                  ) -> tuple[SpecProblem, ...]:
+    """Loader errors and missing spec paths as a plan carries them: files made absolute, as
+    `failed_files` and the objects' sources are, so each names the same file anywhere."""
+    out = [SpecProblem(os.path.abspath(e.location.file) if e.location else "",
+                       e.location.line if e.location else 0, e.message) for e in errors]
+    out += [SpecProblem(os.path.abspath(root), 0, "no such file or directory")
+            for root in missing]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Plan:
     id: str
     created: str
@@ -99,6 +142,8 @@ class Plan:
     context: dict[str, Any] = field(default_factory=dict)
     breaker: str | None = None  # why every removal of this pass was refused
     failed_files: tuple[str, ...] = ()  # spec files that did not load (their objects held)
+    errors: tuple[SpecProblem, ...] = ()  # why they did not, and missing spec paths
+    host: str = ""  # the machine planned on (whose name the specs' `hosts:` globs matched)
 
     @property
     def has_changes(self) -> bool:
@@ -125,7 +170,8 @@ class Plan:
                 "objects": [o.to_json(secrets) for o in self.objects if o.action != "noop"],
                 "unchanged": sorted(str(o.ref) for o in self.objects if o.action == "noop"),
                 "steps": [s.to_json(secrets) for s in self.steps], "notes": list(self.notes),
-                "breaker": self.breaker, "failed_files": list(self.failed_files)}
+                "breaker": self.breaker, "failed_files": list(self.failed_files),
+                "errors": [e.to_json() for e in self.errors], "host": self.host}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
@@ -144,7 +190,9 @@ class Plan:
                    steps=tuple(Step.from_json(s) for s in data["steps"]),
                    notes=tuple(data.get("notes", ())), context=data.get("context", {}),
                    breaker=data.get("breaker"),
-                   failed_files=tuple(data.get("failed_files", ())))
+                   failed_files=tuple(data.get("failed_files", ())),
+                   errors=tuple(SpecProblem.from_json(e) for e in data.get("errors", ())),
+                   host=str(data.get("host", "")))
 
 
 # Desired form of each loaded model object, by identity, for as long as the object lives:
@@ -155,6 +203,8 @@ _desired: dict[int, tuple[weakref.ref[Domain | Network], Desired]] = {}
 
 def desired_from(objects: list[Domain | Network], sources: dict[tuple[str, str], str]
                  ) -> list[Desired]:
+    from reconciler.model import Domain, canonical
+
     out = []
     for obj in objects:
         source = sources.get((obj.kind, obj.name))
@@ -222,7 +272,8 @@ class _Builder:
 def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
               roots: tuple[str, ...], no_specs: bool = False,
               settings: Settings | None = None,
-              observed: dict[Ref, tuple[str, LiveObject]] | None = None) -> Plan:
+              observed: dict[Ref, tuple[str, LiveObject]] | None = None,
+              errors: tuple[SpecProblem, ...] = ()) -> Plan:
     settings = settings or Settings()
     live_all = observed if observed is not None else hosts.observe()
     b = _Builder()
@@ -265,7 +316,8 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
     return Plan(id=uuid.uuid4().hex[:12], created=datetime.now(UTC).isoformat(timespec="seconds"),
                 spec_hash=spec_hash(desired), roots=roots, objects=objects,
                 steps=tuple(_toposort(b.steps)), notes=notes, breaker=breaker,
-                failed_files=tuple(sorted(failed_files)))
+                failed_files=tuple(sorted(failed_files)), errors=errors,
+                host=socket.gethostname())
 
 
 @dataclass(frozen=True)

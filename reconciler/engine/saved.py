@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from reconciler.engine import render
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.plan import Plan, Settings
 from reconciler.errors import PlanError
 from reconciler.fsio import read_regular, write_atomic
-from reconciler.model import KINDS, canonical
 from reconciler.model.fields import Ref
 
 MAX_PLAN_BYTES = 64 * 1024 * 1024
@@ -57,6 +57,17 @@ def load(path: str) -> Plan:
         return Plan.from_json(json.loads(data))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PlanError(f"{path} is not a saved plan: {exc}") from None
+
+
+def show(path: str, fmt: render.Format = "text", color: bool = False) -> str:
+    """A saved plan as `plan` printed it (`reconciler show PLANFILE`), secret values as
+    digests; a file that `apply` would refuse whole says so first, in its notes."""
+    plan = load(path)
+    problems = structural_problems(plan)
+    if problems:
+        plan = replace(plan, notes=("apply refuses this file, it is not one `plan` wrote: "
+                                    + "; ".join(problems[:5]), *plan.notes))
+    return render.render(plan, fmt, color)
 
 
 def structural_problems(plan: Plan) -> list[str]:
@@ -100,6 +111,8 @@ def _spec_problems(sid: str, ref: Ref, spec: dict[str, Any] | None) -> list[str]
     is (so the value rule holds), and it is the spec of the step's own object."""
     if not isinstance(spec, dict):
         return [f"step {sid} has no spec"]
+    from reconciler.model import KINDS, canonical
+
     model = KINDS.get(ref.kind)
     if model is None or spec.get("name") != ref.name:
         return [f"step {sid}'s spec is not {ref}'s"]
