@@ -42,6 +42,7 @@ class ObjState:
 
 
 IN_SYNC = ObjState("in_sync")
+_LATER = {"waiting": "waiting", "pending": "deferred", "rolled_back": "rolled_back"}
 
 
 class Accounting:
@@ -78,6 +79,16 @@ class Accounting:
                 states[obj.ref] = ObjState("refused", note="; ".join(map(str, obj.refusals))
                                            or None, source=obj.source)
                 continue
+            if obj.action in ("waiting", "pending", "rolled_back"):
+                # a restart waiting for its window, a change written for the next boot, a
+                # change undone by its health check: nothing failed, nothing to retry
+                states[obj.ref] = ObjState(_LATER[obj.action], note="; ".join(obj.notes) or None,
+                                           source=obj.source)
+                continue
+            verify = next((o for o in results if o.rolled_back), None)
+            if verify is not None:
+                states[obj.ref] = ObjState("rolled_back", error=verify.error, source=obj.source)
+                continue
             failed = [o for o in results if o.result == "failed"]
             if failed:
                 error = failed[0].error or "failed"
@@ -100,6 +111,9 @@ class Accounting:
                 self.backoff.succeeded(obj.ref)
                 if obj.action == "remove":
                     states.pop(obj.ref, None)
+                elif obj.pending:
+                    states[obj.ref] = ObjState("deferred", note="; ".join(obj.notes) or None,
+                                               source=obj.source)
                 else:
                     states[obj.ref] = IN_SYNC
         if full:
@@ -172,4 +186,6 @@ class Accounting:
                     objects[str(ref)] = entry
         for state, n in counts.items():
             self.metrics.objects.labels(state).set(n)
+        self.metrics.deferred.show({str(r) for r, st in self.objects.items()
+                                    if st.state == "deferred"})
         return objects, counts, sorted(restarts)

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -406,8 +407,21 @@ class Agent:
         if outcome.commit and outcome.plan is not None:
             self.commit = outcome.commit
         self._record(outcome, started, wall, work.requested)
+        self._wake_for_windows(outcome)
         if outcome.full and outcome.error is None:
             self._compact_memory()
+
+    def _wake_for_windows(self, outcome: onepass.Outcome) -> None:
+        """A restart waits for its maintenance window: a full pass when the next one opens
+        (a minute of slack for clocks that read the window as still closed)."""
+        plan = outcome.plan
+        windows = self.config.maintenance.windows
+        if plan is None or not windows or not any(
+                o.action in ("waiting", "pending") for o in plan.objects):
+            return
+        now = datetime.now(UTC)
+        opens = min(window.next_open(now) for window in windows.values())
+        self.scheduler.resync_soon((opens - now).total_seconds() + 1.0)
 
     def _answer(self, requested: float | None, record: dict[str, Any]) -> None:
         """What the pass an operator asked for did, for `reconciler reconcile` (which waits

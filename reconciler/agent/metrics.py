@@ -11,7 +11,10 @@ from reconciler import __version__
 if TYPE_CHECKING:
     from .gitsource import GitHealth
 
-OBJECT_STATES = ("in_sync", "failed", "held", "refused", "pending")
+# pending: not applied yet; deferred: written, live at the guest's next boot (restart: defer);
+# waiting: a restart waiting for its maintenance window; rolled_back: undone by its health check
+OBJECT_STATES = ("in_sync", "failed", "held", "refused", "pending", "deferred", "waiting",
+                 "rolled_back")
 PASS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                 300.0)
 
@@ -54,6 +57,9 @@ class Metrics:
         self.info = Info("reconciler_build", "Version of the agent", registry=r)
         self.info.info({"version": __version__})
         self.commit = Info("reconciler_spec", "The git commit the specs come from", registry=r)
+        self.deferred = PerObject(Gauge(
+            "reconciler_object_restart_deferred", "1 for each object whose change is written "
+            "and waits for the guest's next boot (restart: defer)", ["object"], registry=r))
         for state in OBJECT_STATES:
             self.objects.labels(state).set(0)
         # only an agent that follows a repository has these: a constant 0 elsewhere would
@@ -62,6 +68,21 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class PerObject:
+    """A gauge of 1 per object in a set, the objects that leave it removed."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self.shown: set[str] = set()
+
+    def show(self, objects: set[str]) -> None:
+        for gone in self.shown - objects:
+            self.gauge.remove(gone)
+        for name in objects - self.shown:
+            self.gauge.labels(name).set(1)
+        self.shown = objects
 
 
 class GitMetrics:

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.engine import apply_planned
+from reconciler.engine import apply_planned, marks
 from reconciler.engine.apply import ApplyReport, StepOutcome
 from reconciler.engine.config import Config
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import Plan
-from reconciler.errors import DriverError
+from reconciler.errors import DriverError, StateError
 
 from .accounting import Accounting
 from .backoff import Backoff
@@ -113,17 +113,23 @@ def run(parts: Parts, work: Work, clock: Callable[[], float], log: Any,
             context["commit"] = outcome.commit
     settings = parts.config.settings
     try:
+        known = marks.read(parts.config.state_dir)
         plan = None if outcome.full else plan_some(
             parts.store.specs, affected, parts.live, settings, context,
-            profiles=parts.store.profiles())
+            profiles=parts.store.profiles(), marks=known)
         if plan is None:
             outcome.full = True
             fresh = work.recheck_all or work.startup or work.reload or bool(parts.live.stale) or \
                 parts.live.observed is None or bool(work.rescans)
-            plan = plan_full(parts.store.specs, parts.live, settings, context, fresh=fresh)
+            plan = plan_full(parts.store.specs, parts.live, settings, context, fresh=fresh,
+                             marks=known)
     except DriverError as exc:
         log.error("observe.failed", error=str(exc), trigger=work.trigger)
         outcome.error = f"cannot read the host: {exc}"
+        return outcome
+    except StateError as exc:  # a marks file that is not ours: plan nothing until it is
+        log.error("marks.unreadable", error=str(exc))
+        outcome.error = str(exc)
         return outcome
     outcome.plan = plan
     outcome.timings["plan"] = round(clock() - started - outcome.timings["load"], 4)
@@ -148,7 +154,8 @@ def apply(parts: Parts, plan: Plan, now: float, beat: Callable[[], None]
 
     return apply_planned(plan, parts.hosts, parts.journal, parallel=parts.config.parallel,
                          journal_max_bytes=parts.config.journal_max_bytes, stop=parts.stop,
-                         skip=skip, progress=progress)
+                         skip=skip, progress=progress,
+                         max_restarts=parts.config.maintenance.max_restarts)
 
 
 def load_changes(parts: Parts, work: Work, clock: Callable[[], float], log: Any

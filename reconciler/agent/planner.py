@@ -20,6 +20,7 @@ from typing import Any
 from reconciler.drivers.base import LiveObject, Stamp
 from reconciler.engine import compute_plan
 from reconciler.engine.hosts import Hosts
+from reconciler.engine.marks import Marks
 from reconciler.engine.plan import Plan, Settings
 from reconciler.model import Profile
 from reconciler.model.fields import Ref
@@ -159,16 +160,17 @@ def _hosts_with(hosts: Hosts, snapshot: Observed) -> SnapshotHosts:
 
 
 def plan_full(specs: SpecSet, live: LiveCache, settings: Settings,
-              context: dict[str, Any], fresh: bool = True) -> Plan:
+              context: dict[str, Any], fresh: bool = True, marks: Marks | None = None
+              ) -> Plan:
     observed = live.refresh() if fresh or live.observed is None else live.current()
     hosts = _hosts_with(live.hosts, observed)
     return compute_plan(specs.roots, hosts, settings, specs=specs,
-                        context={**context, "scope": "full"}).plan
+                        context={**context, "scope": "full"}, marks=marks).plan
 
 
 def plan_some(specs: SpecSet, refs: set[Ref], live: LiveCache, settings: Settings,
-              context: dict[str, Any], profiles: dict[tuple[str, str], Entry] | None = None
-              ) -> Plan | None:
+              context: dict[str, Any], profiles: dict[tuple[str, str], Entry] | None = None,
+              marks: Marks | None = None) -> Plan | None:
     """A plan for `refs` only; None when it would remove something (plan the whole set).
     `profiles`: the set's Profile entries, when the caller keeps them at hand."""
     observed = live.current(refs)
@@ -198,4 +200,4 @@ def plan_some(specs: SpecSet, refs: set[Ref], live: LiveCache, settings: Setting
     snapshot = {r: observed[r] for r in refs if r in observed}
     hosts = _hosts_with(live.hosts, snapshot)
     return compute_plan(specs.roots, hosts, settings, specs=subset,
-                        context={**context, "scope": "partial"}).plan
+                        context={**context, "scope": "partial"}, marks=marks).plan

@@ -11,6 +11,7 @@ from reconciler.cli import (
     agent_commands,
     docs,
     engine_commands,
+    history_commands,
     import_command,
     spec_commands,
 )
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine_commands.register(sub)
     import_command.register(sub)
     agent_commands.register(sub)
+    history_commands.register(sub)
     docs.register(sub)
     for command in sub.choices.values():
         _global_options(command, after_command=True)

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
@@ -25,14 +26,19 @@ from reconciler.model.fields import concealed
 from reconciler.text import printable, wants_color
 
 if TYPE_CHECKING:
+    from reconciler.engine.passes import Pass
     from reconciler.specs.loader import SpecSet
 
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--driver", help="driver for all objects: sim (default), lxc, libvirt")
+    p.add_argument("--driver", help="driver for all objects: sim (default), lxc, libvirt, "
+                   "openvz, vserver, lxd")
     p.add_argument("--uri", help="libvirt connection URI (with --driver libvirt)")
     p.add_argument("--lxcpath", help="LXC container directory (with --driver lxc)")
+    p.add_argument("--lxd-remote", metavar="URL", help="LXD server or cluster (with --driver "
+                   "lxd): unix:///PATH/unix.socket or https://HOST:8443 (certificates in "
+                   "the agent config)")
     p.add_argument("--state-dir", help="where journal, status and sim state live")
     p.add_argument("--config", help="agent config file (YAML)")
     p.add_argument("--max-removal-share", type=float,
@@ -55,6 +61,8 @@ def register(sub: Any) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--parallel", type=int, default=None,
                    help=f"steps run at once ({DEFAULT_PARALLEL})")
+    p.add_argument("--now", action="store_true",
+                   help="restart now what waits for a maintenance window or a deferred restart")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("graph", help="the plan's steps and their order as a graph (Mermaid "
@@ -82,6 +90,8 @@ def config_from(args: argparse.Namespace) -> Config:
         options["uri"] = args.uri
     if getattr(args, "lxcpath", None):
         options["lxcpath"] = args.lxcpath
+    if getattr(args, "lxd_remote", None):
+        options["remote"] = args.lxd_remote
     return load_config(args.config, state_dir=args.state_dir, driver=args.driver,
                        driver_options=options, parallel=getattr(args, "parallel", None),
                        max_removal_share=args.max_removal_share)
@@ -114,16 +124,14 @@ def _open(args: argparse.Namespace) -> tuple[Config, Hosts] | int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from reconciler.engine import passes  # the spec readers: only commands that read specs
 
     opened = _open(args)
     if isinstance(opened, int):
         return opened
     config, hosts = opened
     try:
-        result = passes.compute_plan(args.path, hosts, config.settings,
-                              context=_context(args.path, hosts))
-    except DriverError as exc:
+        result = _compute(args, config, hosts)
+    except (DriverError, StateError) as exc:
         return _error(f"cannot read the host: {exc}")
     finally:
         hosts.close()
@@ -139,6 +147,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if _unfulfilled(result.specs, plan):
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _compute(args: argparse.Namespace, config: Config, hosts: Hosts) -> Pass:
+    """The plan of `args.path` on this host, with what earlier passes left (marks) and,
+    with `apply --now`, every maintenance window open."""
+    from reconciler.engine import marks, passes
+
+    settings = config.settings
+    if getattr(args, "now", False):
+        settings = replace(settings, ignore_windows=True)
+    return passes.compute_plan(args.path, hosts, settings, context=_context(args.path, hosts),
+                               marks=marks.read(config.state_dir))
 
 
 def _context(paths: list[str], hosts: Hosts) -> dict[str, object]:
@@ -158,16 +178,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
         except PlanError as exc:
             return _error(str(exc))
     else:
-        from reconciler.engine import passes
 
         opened = _open(args)
         if isinstance(opened, int):
             return opened
         config, hosts = opened
         try:
-            result = passes.compute_plan(args.path, hosts, config.settings,
-                                         context=_context(args.path, hosts))
-        except DriverError as exc:
+            result = _compute(args, config, hosts)
+        except (DriverError, StateError) as exc:
             return _error(f"cannot read the host: {exc}")
         finally:
             hosts.close()
@@ -210,7 +228,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
-    from reconciler.engine import passes
 
     skip: set[str] = set()
     unfulfilled = False
@@ -219,13 +236,20 @@ def _apply(args: argparse.Namespace, config: Config, hosts: Hosts) -> int:
         plan = _saved_plan(args.path[0], config, hosts, skip)
         unfulfilled = bool(skip)
     else:
-        result = passes.compute_plan(args.path, hosts, config.settings,
-                              context=_context(args.path, hosts))
+        result = _compute(args, config, hosts)
         plan = result.plan
         _report_inputs(result.specs)
         unfulfilled = _unfulfilled(result.specs, plan)
     sys.stdout.write(render.text(plan, color=wants_color(sys.stdout, args.no_color)))
     if not plan.has_changes or len(skip) == len(plan.steps):
+        if not plan.has_changes:  # nothing to run; still journal what it says, settle marks
+            from reconciler.engine import passes
+
+            journal = Journal(config.state_dir)
+            try:
+                passes.apply_planned(plan, hosts, journal)
+            finally:
+                journal.close()
         return EXIT_ERROR if unfulfilled else EXIT_OK
     # a saved plan was the review: applying it asks nothing more
     if not (args.yes or from_saved) and not _confirmed():
@@ -295,12 +319,13 @@ def _run_steps(args: argparse.Namespace, config: Config, hosts: Hosts, journal: 
         if display is None:
             return passes.apply_planned(plan, hosts, journal, parallel=config.parallel,
                                  journal_max_bytes=config.journal_max_bytes, stop=stop,
-                                 skip=skip)
+                                 skip=skip, max_restarts=config.maintenance.max_restarts)
         with display, divert(display.log_line):
             return passes.apply_planned(plan, hosts, journal, parallel=config.parallel,
                                  journal_max_bytes=config.journal_max_bytes, stop=stop,
                                  skip=skip, progress=display.finished,
-                                 started=display.started)
+                                 started=display.started,
+                                 max_restarts=config.maintenance.max_restarts)
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -38,9 +38,11 @@ from reconciler.errors import DriverError, PermanentError, as_driver_error
 from reconciler.model.fields import Ref, concealed, flatten
 from reconciler.rules import Refusal, Technology, UpdateClass, update_class
 
-StepKind = Literal["provision", "define", "update", "start", "stop", "undefine", "purge"]
+# `verify` is the engine's own: a health check after a start (engine/health.py)
+StepKind = Literal["provision", "define", "update", "start", "stop", "undefine", "purge",
+                   "verify"]
 STEP_KINDS: tuple[StepKind, ...] = ("provision", "define", "update", "start", "stop", "undefine",
-                                    "purge")
+                                    "purge", "verify")
 OWNER = "reconciler"
 
 
@@ -119,6 +121,17 @@ class Step:
     reason: str = ""
     deps: tuple[str, ...] = ()
     driver: str = ""
+    # the last good spec (the stamp's before this change): what a failed health check of a
+    # verify step rolls back to (None for a new guest); set on an update step only when the
+    # update is deferred (restart: defer)
+    previous: dict[str, Any] | None = None
+
+    @property
+    def deferred(self) -> bool:
+        """An update of a running guest whose restart-class settings are saved for its next
+        boot (restart: defer): the guest is never restarted for them; its live-class ones
+        are pushed live as in any live update (`live` is set)."""
+        return self.kind == "update" and self.previous is not None
 
     def stamp(self) -> Stamp:
         if self.spec is None:
@@ -132,7 +145,9 @@ class Step:
                 "ref": [self.ref.kind, self.ref.name], "type": self.type,
                 "spec": self.spec if secrets else concealed(self.spec),
                 "source": self.source, "fields": list(self.fields), "live": self.live,
-                "reason": self.reason, "deps": list(self.deps), "driver": self.driver}
+                "reason": self.reason, "deps": list(self.deps), "driver": self.driver,
+                **({"previous": self.previous if secrets else concealed(self.previous)}
+                   if self.previous is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Step:
@@ -143,7 +158,7 @@ class Step:
                    spec=data.get("spec"), source=data.get("source"),
                    fields=tuple(data.get("fields", ())), live=bool(data.get("live")),
                    reason=data.get("reason", ""), deps=tuple(data.get("deps", ())),
-                   driver=data.get("driver", ""))
+                   driver=data.get("driver", ""), previous=data.get("previous"))
 
 
 @dataclass(frozen=True)
@@ -184,6 +199,29 @@ class ImportResult:
 Handler = Callable[[Step], None]
 
 
+class NameLocks:
+    """One lock per object name, so steps on one guest never overlap (the agent and a retry
+    may race), while steps on different guests run side by side."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def serialized(self, run: Callable[[Step, str], None],
+                   check: Callable[[str], str] = str) -> Handler:
+        """A step handler that runs `run(step, name)` under the name's lock; `check` turns
+        the step's object name into the name the driver uses (and refuses a bad one)."""
+        def handler(step: Step) -> None:
+            name = check(step.ref.name)
+            with self.lock(name):
+                run(step, name)
+        return handler
+
+
 class Driver(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -214,6 +252,22 @@ class Driver(ABC):
     def erases(self, live: LiveObject) -> tuple[str, ...]:
         """Host paths a purge of `live` erases (nothing by default)."""
         return ()
+
+    def boot_id(self, live: LiveObject) -> str | None:
+        """What tells this boot of a running guest from the next (its init's pid and start
+        time, a domain id, ...), so a change waiting for a restart knows when it happened.
+        None: the driver cannot tell (such a change is live only once we restart it)."""
+        return None
+
+    def booted_since(self, live: LiveObject, boot: str) -> bool:
+        """Whether the running guest booted again since `boot_id` said `boot`."""
+        now = self.boot_id(live)
+        return now is not None and now != boot
+
+    def run_in_guest(self, ref: Ref, argv: tuple[str, ...], timeout: float) -> int:
+        """Run `argv` inside the running guest, as its root, with no shell; its exit status.
+        Drivers whose technology `guest_exec` says so implement it (a health check)."""
+        raise PermanentError(f"the {self.name} driver cannot run a command inside a guest")
 
     # ------------------------------------------------------------------ writing
     @abstractmethod

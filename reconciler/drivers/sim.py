@@ -34,7 +34,7 @@ from reconciler.drivers.base import (
     Step,
     StepKind,
 )
-from reconciler.errors import ConfigError, PermanentError, TransientError
+from reconciler.errors import ConfigError, DriverError, PermanentError, TransientError
 from reconciler.fsio import write_atomic
 from reconciler.model.fields import Ref, root_of
 from reconciler.rules import Technology, technology
@@ -89,6 +89,22 @@ class SimDriver(Driver):
     def erases(self, live: LiveObject) -> tuple[str, ...]:
         data = self.root / "data" / live.ref.name
         return (str(data),) if live.ref.kind == "Domain" and data.is_dir() else ()
+
+    def boot_id(self, live: LiveObject) -> str | None:
+        """Each start counts a boot."""
+        return f"boot {live.extra.get('boots', 0)}" if live.state == "running" else None
+
+    def run_in_guest(self, ref: Ref, argv: tuple[str, ...], timeout: float) -> int:
+        """Nothing runs: the command exits 0, or 1 when a fault for step `verify` of this
+        object is injected (`STATE/sim/faults.json`), so tests can fail a health check."""
+        record = self._read(self._path(ref))
+        if record is None or not record.get("running"):
+            raise PermanentError(f"{ref} is not running")
+        try:
+            self._inject(Step(f"{ref}:verify", "verify", ref, str(record.get("type", ""))))
+        except DriverError:
+            return 1
+        return 0
 
     # ----------------------------------------------------------------- reading
     def observe(self) -> list[LiveObject]:

@@ -19,12 +19,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.drivers.base import Step
+from reconciler.drivers.base import Driver, Step
+from reconciler.engine import health
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import Plan
 from reconciler.errors import TransientError
 from reconciler.log import get_logger
+from reconciler.model.fields import Ref, flatten
 
 Result = Literal["succeeded", "failed", "skipped"]
 # Steps at once. Most of a step is waiting on a tool or a daemon, and libvirtd and the LXC
@@ -40,6 +42,7 @@ class StepOutcome:
     duration: float = 0.0
     error: str | None = None
     last: float = 0.0  # the duration of the last attempt alone
+    rolled_back: bool = False  # a failed health check, undone (verify steps)
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,12 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
                retry: Retry | None = None, stop: threading.Event | None = None,
                skip: set[str] | None = None,
                progress: Callable[[StepOutcome, int, int], None] | None = None,
-               started: Callable[[Step], None] | None = None) -> ApplyReport:
+               started: Callable[[Step], None] | None = None,
+               max_restarts: int = 0) -> ApplyReport:
     """Execute `plan`. `stop` set -> no new steps start; running ones finish (SIGTERM, the
     first Ctrl-C), and the journal records `apply.interrupted`. `started(step)` and
-    `progress(outcome, done, total)` tell a display what runs and what ended."""
+    `progress(outcome, done, total)` tell a display what runs and what ended. At most
+    `max_restarts` guests (0: any number) are between the stop and the end of a restart."""
     retry = retry or Retry()
     stop = stop or threading.Event()
     log = get_logger(plan_id=plan.id)
@@ -86,6 +91,7 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
             if dep in steps:
                 dependents[dep].append(sid)
     ready = deque(sid for sid in steps if waiting[sid] == 0)
+    gate = _RestartGate(plan, max_restarts)
     journal.write("apply.started", plan_id=plan.id, steps=len(steps))
     log.info("apply.started", steps=len(steps), parallel=parallel)
     began = time.monotonic()
@@ -93,6 +99,7 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
 
     def finish(outcome: StepOutcome) -> None:
         report.outcomes[outcome.step] = outcome
+        ready.extend(gate.finished(steps[outcome.step], outcome.result == "succeeded"))
         if outcome.attempts:
             _record_end(outcome, journal, log, steps[outcome.step], plan.id)
         if progress:
@@ -121,7 +128,7 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
         while True:
             while ready and len(running) < parallel and not stop.is_set():
                 sid = ready.popleft()
-                if sid in report.outcomes:
+                if sid in report.outcomes or not gate.admit(steps[sid]):
                     continue
                 _record_start(steps[sid], 1, journal, log, plan.id)
                 if started:
@@ -151,6 +158,39 @@ def apply_plan(plan: Plan, hosts: Hosts, journal: Journal, *, parallel: int = DE
     return report
 
 
+class _RestartGate:
+    """`max_restarts`: a guest's restart (its stop ... its last step) holds a slot; a stop
+    that finds none free waits, and is ready again once a restart ends."""
+
+    def __init__(self, plan: Plan, limit: int) -> None:
+        self.limit = limit
+        self.last: dict[Ref, str] = {}  # a restarting object -> its last step
+        for obj in plan.objects:
+            kinds = [s.rsplit(":", 1)[1] for s in obj.steps]
+            if "stop" in kinds and "start" in kinds[kinds.index("stop"):]:
+                self.last[obj.ref] = obj.steps[-1]
+        self.busy: set[Ref] = set()
+        self.held: deque[str] = deque()
+
+    def admit(self, step: Step) -> bool:
+        if not self.limit or step.kind != "stop" or step.ref not in self.last:
+            return True
+        if len(self.busy) < self.limit:
+            self.busy.add(step.ref)
+            return True
+        self.held.append(step.id)
+        return False
+
+    def finished(self, step: Step, succeeded: bool) -> list[str]:
+        """Steps ready again because this one ended a restart."""
+        if step.ref not in self.busy or (succeeded and self.last[step.ref] != step.id):
+            return []
+        self.busy.discard(step.ref)
+        free = self.limit - len(self.busy)
+        again = [self.held.popleft() for _ in range(min(free, len(self.held)))]
+        return again
+
+
 def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: threading.Event,
               plan_id: str) -> StepOutcome:
     """One step with its retries. Its first start and its end are recorded by the caller."""
@@ -164,6 +204,8 @@ def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: th
             _record_start(step, attempt, journal, get_logger(plan_id=plan_id), plan_id)
         t0 = time.monotonic()
         try:
+            if step.kind == "verify":
+                return _verify(step, driver, stop, started)
             driver.execute(step)
         except TransientError as exc:
             if attempt < retry.attempts and not stop.is_set():
@@ -181,6 +223,33 @@ def _run_step(step: Step, hosts: Hosts, journal: Journal, retry: Retry, stop: th
             return _failed(step, exc, attempt, started)
         return StepOutcome(step.id, "succeeded", attempt, round(time.monotonic() - started, 4),
                            last=round(time.monotonic() - t0, 4))
+
+
+def _verify(step: Step, driver: Driver, stop: threading.Event, started: float) -> StepOutcome:
+    """A health check; when it fails, the guest goes back to its last good spec (stop,
+    update, start) or, new, is stopped, and the step fails as rolled back."""
+    why = health.check(step, driver, stop)
+    if why is None:
+        return StepOutcome(step.id, "succeeded", 1, round(time.monotonic() - started, 4))
+    back = [Step(f"{step.ref}:rollback-stop", "stop", step.ref, step.type, driver=step.driver,
+                 reason="health check failed")]
+    if step.previous is not None:
+        back += [Step(f"{step.ref}:rollback-update", "update", step.ref, step.type,
+                      spec=step.previous, source=step.source,
+                      fields=tuple(sorted({*flatten(step.previous), *flatten(step.spec or {})})),
+                      driver=step.driver, reason="health check failed"),
+                 Step(f"{step.ref}:rollback-start", "start", step.ref, step.type,
+                      driver=step.driver, reason="health check failed")]
+    try:
+        for undo in back:
+            driver.execute(undo)
+    except Exception as exc:  # the rollback itself failed: say both
+        return StepOutcome(step.id, "failed", 1, round(time.monotonic() - started, 4),
+                           f"{why}; rollback failed at {undo.kind}: {exc}")
+    done = "rolled back to the last good spec" if step.previous is not None else \
+        "stopped (a new guest has no earlier spec)"
+    return StepOutcome(step.id, "failed", 1, round(time.monotonic() - started, 4),
+                       f"{why}; {done}", rolled_back=True)
 
 
 def _failed(step: Step, exc: Exception, attempt: int, started: float) -> StepOutcome:

@@ -10,6 +10,8 @@
     parallel: 8
     journal_max_bytes: 64MiB        # the journal is set aside (one old file kept) past this
     policy: {...}                   # what specs may give guests of the host (engine/policy.py)
+    restart: auto                   # default restart policy, and maintenance windows:
+    maintenance: {...}              # engine/maintenance.py
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reconciler import drivers
 from reconciler.engine.apply import DEFAULT_PARALLEL
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import MAX_BYTES as JOURNAL_MAX_BYTES
+from reconciler.engine.maintenance import Maintenance
 from reconciler.engine.plan import Settings
 from reconciler.engine.policy import Policy
 from reconciler.errors import ConfigError
@@ -51,12 +54,13 @@ class Config:
     parallel: int = DEFAULT_PARALLEL
     journal_max_bytes: int = JOURNAL_MAX_BYTES
     policy: Policy = field(default_factory=Policy)
+    maintenance: Maintenance = field(default_factory=Maintenance)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
         """What the planner needs of this config."""
-        return Settings(self.max_removal_share, self.policy)
+        return Settings(self.max_removal_share, self.policy, self.maintenance)
 
     @property
     def simulated_by_default(self) -> bool:
@@ -64,7 +68,7 @@ class Config:
 
 
 _KNOWN = {"state_dir", "driver", "drivers", "routes", "max_removal_share", "parallel",
-          "journal_max_bytes", "policy", "watch", "http", "git"}
+          "journal_max_bytes", "policy", "watch", "http", "git", "restart", "maintenance"}
 
 
 def load_config(path: str | None, *, state_dir: str | None = None, driver: str | None = None,
@@ -105,6 +109,7 @@ def load_config(path: str | None, *, state_dir: str | None = None, driver: str |
         max_removal_share=share,
         parallel=parallel or int(data.get("parallel", DEFAULT_PARALLEL)),
         journal_max_bytes=journal_max,
+        maintenance=Maintenance.from_config(data.get("restart"), data.get("maintenance")),
         extra={k: data[k] for k in ("watch", "http", "git") if k in data},
     )
 

@@ -29,7 +29,8 @@ class Journal:
     records are never split, as rotation happens only between plans."""
 
     def __init__(self, state_dir: str | Path) -> None:
-        self.path = Path(state_dir) / "journal.jsonl"
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / "journal.jsonl"
         self._lock = threading.Lock()
         try:
             private_dir(self.path.parent)

@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from reconciler.drivers.base import Step
+from reconciler.engine import marks
 from reconciler.engine.apply import DEFAULT_PARALLEL, ApplyReport, Retry, StepOutcome, apply_plan
 from reconciler.engine.hosts import Hosts
 from reconciler.engine.journal import MAX_BYTES, Journal
+from reconciler.engine.marks import Marks
 from reconciler.engine.plan import Plan, Settings, desired_from, make_plan, spec_problems
 from reconciler.engine.records import write_plan
 from reconciler.log import get_logger
@@ -29,8 +31,10 @@ class Pass:
 
 
 def compute_plan(paths: Sequence[str], hosts: Hosts, settings: Settings,
-                 specs: SpecSet | None = None, context: dict[str, object] | None = None) -> Pass:
-    """Load `paths` (unless given), observe the host and plan; logs `plan.computed`."""
+                 specs: SpecSet | None = None, context: dict[str, object] | None = None,
+                 marks: Marks | None = None) -> Pass:
+    """Load `paths` (unless given), observe the host and plan; logs `plan.computed`.
+    `marks`: what earlier passes left (pending restarts, rollbacks; `marks.read`)."""
     if specs is None:
         hosts.prepare_observe()  # the tools a driver waits for run while the files load
         specs = load_paths(paths)
@@ -41,7 +45,7 @@ def compute_plan(paths: Sequence[str], hosts: Hosts, settings: Settings,
     failed = {os.path.abspath(f) for f in specs.failed_files}
     plan = make_plan(desired, hosts, failed_files=failed,
                      roots=tuple(str(p) for p in paths), no_specs=no_specs, settings=settings,
-                     errors=spec_problems(specs.errors, specs.missing_roots))
+                     errors=spec_problems(specs.errors, specs.missing_roots), marks=marks)
     if context:
         plan = replace(plan, context=dict(context))
     log = get_logger(plan_id=plan.id)
@@ -84,20 +88,66 @@ def apply_planned(plan: Plan, hosts: Hosts, journal: Journal, *,
                   skip: set[str] | None = None, stop: threading.Event | None = None,
                   retry: Retry | None = None,
                   progress: Callable[[StepOutcome, int, int], None] | None = None,
-                  started: Callable[[Step], None] | None = None) -> ApplyReport | None:
+                  started: Callable[[Step], None] | None = None,
+                  max_restarts: int = 0) -> ApplyReport | None:
     """Record `plan` in the journal (a new journal first when this one is full) and apply its
-    steps; None when it has none. A plan that changes nothing but says something (held or
-    refused objects, a refused removal) is recorded too, so the journal shows why."""
+    steps; None when it has none. A plan that changes nothing but says something (held,
+    refused, waiting or pending objects, a refused removal) is recorded too, so the journal
+    shows why. The marks (`marks.py`) are brought up to date with what happened."""
     telling = plan.has_changes or plan.breaker or any(
-        o.action in ("held", "refused") for o in plan.objects)
+        o.action in _TELLING for o in plan.objects)
     if telling:
         if journal.rotate_if_full(journal_max_bytes):
             get_logger(plan_id=plan.id).info("journal.rotated", path=str(journal.path))
         write_plan(journal, plan)
-    if not plan.has_changes:
-        return None
-    return apply_plan(plan, hosts, journal, parallel=parallel, retry=retry, stop=stop,
-                      skip=skip, progress=progress, started=started)
+    report = None
+    if plan.has_changes:
+        report = apply_plan(plan, hosts, journal, parallel=parallel, retry=retry, stop=stop,
+                            skip=skip, progress=progress, started=started,
+                            max_restarts=max_restarts)
+    settle_marks(plan, report, journal)
+    return report
+
+
+_TELLING = frozenset({"held", "refused", "waiting", "pending", "rolled_back"})
+
+
+def settle_marks(plan: Plan, report: ApplyReport | None, journal: Journal) -> None:
+    """What this pass leaves for the next ones, for the objects it planned: a deferred change
+    pending until the guest boots again, a rolled-back spec not to try again; a mark goes
+    once what it waited for happened (a restart, a new spec applied, the object gone)."""
+    outcomes = report.outcomes if report else {}
+    steps = {s.id: s for s in plan.steps}
+
+    def ok(sid: str) -> bool:
+        outcome = outcomes.get(sid)
+        return outcome is not None and outcome.result == "succeeded"
+
+    log = get_logger(plan_id=plan.id)
+    with marks.changing(journal.state_dir) as known:
+        for obj in plan.objects:
+            ref, kinds = obj.ref, {s.rsplit(":", 1)[1]: s for s in obj.steps}
+            verify = outcomes.get(kinds.get("verify", ""))
+            if verify is not None and verify.rolled_back:
+                known.pending.pop(ref, None)
+                known.rolled_back[ref] = marks.RolledBack(
+                    marks.digest(steps[verify.step].spec or {}), marks.now(),
+                    verify.error or "health check failed", plan.id)
+                journal.write("object.rolled_back", plan_id=plan.id, object=str(ref),
+                              reason=verify.error)
+                log.error("object.rolled_back", object=str(ref), reason=verify.error)
+                continue
+            if obj.action == "update" and obj.update == "deferred" and ok(kinds["update"]):
+                known.pending[ref] = marks.Pending(obj.pending, marks.now(), obj.boot, plan.id,
+                                                   steps[kinds["update"]].previous)
+                journal.write("object.pending_restart", plan_id=plan.id, object=str(ref),
+                              fields=list(obj.pending))
+            elif obj.action in ("noop", "remove") or ok(kinds.get("start", "")) or (
+                    obj.action in ("create", "update", "replace") and not obj.pending):
+                known.pending.pop(ref, None)  # restarted, gone, or booted since
+            if obj.action in ("create", "update", "replace", "remove") and all(
+                    ok(sid) for sid in obj.steps):
+                known.rolled_back.pop(ref, None)  # a spec that applied, or the object gone
 
 
 @dataclass(frozen=True)
@@ -110,8 +160,9 @@ class PassResult:
 def run_pass(paths: Sequence[str], hosts: Hosts, settings: Settings, journal: Journal, *,
              parallel: int = DEFAULT_PARALLEL, journal_max_bytes: int = MAX_BYTES
              ) -> PassResult:
-    """Load, plan, record and apply, unattended (what `apply --yes` and the harness do)."""
-    planned = compute_plan(paths, hosts, settings)
+    """Load, plan, record and apply, unattended (what `apply --yes` and the harness do), with
+    the marks earlier passes left in the journal's state directory."""
+    planned = compute_plan(paths, hosts, settings, marks=marks.read(journal.state_dir))
     report = apply_planned(planned.plan, hosts, journal, parallel=parallel,
                            journal_max_bytes=journal_max_bytes)
     return PassResult(planned.specs, planned.plan, report)

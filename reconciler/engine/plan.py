@@ -9,7 +9,6 @@ removals in reverse.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import uuid
@@ -21,8 +20,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.drivers.base import LiveObject, Step, StepKind
+from reconciler.engine import health
 from reconciler.engine.diff import FieldChange, diff_object, referenced_networks, worst
 from reconciler.engine.hosts import Hosts
+from reconciler.engine.maintenance import Maintenance, Window
+from reconciler.engine.marks import Marks, Pending, RolledBack
+from reconciler.engine.marks import digest as spec_digest
 from reconciler.engine.policy import Policy
 from reconciler.errors import SpecError
 from reconciler.model.fields import Ref, flatten
@@ -31,7 +34,11 @@ from reconciler.rules import Refusal
 if TYPE_CHECKING:  # the spec classes load only where specs are read
     from reconciler.model import Domain, Network
 
-Action = Literal["create", "update", "replace", "remove", "noop", "held", "refused"]
+# waiting: a restart or replace held for its maintenance window; pending: a change written
+# without a restart (restart: defer), live at the guest's next boot; rolled_back: a change
+# whose health check failed was undone, and this spec is not tried again
+Action = Literal["create", "update", "replace", "remove", "noop", "held", "refused", "waiting",
+                 "pending", "rolled_back"]
 PLAN_FORMAT = 1
 
 
@@ -50,13 +57,20 @@ class Desired:
 
     @cached_property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()
+        return spec_digest(self.spec)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class Settings:
     max_removal_share: float = 0.5
     policy: Policy = field(default_factory=Policy)
+    maintenance: Maintenance = field(default_factory=Maintenance)
+    now: Callable[[], datetime] = utc_now  # the clock windows are read by (a test's own)
+    ignore_windows: bool = False  # `apply --now`: restarts now, whatever the windows say
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,8 @@ class ObjectPlan:
     source: str | None = None
     refusals: tuple[Refusal, ...] = ()
     erases: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()  # fields written but live only after a restart
+    boot: str | None = None  # the guest's boot when the plan was made (a deferred change)
 
     @property
     def purges(self) -> bool:
@@ -89,7 +105,8 @@ class ObjectPlan:
                 "changes": [c.to_json(secrets) for c in self.changes],
                 "steps": list(self.steps), "notes": list(self.notes),
                 "refusals": [r.to_json() for r in self.refusals], "erases": list(self.erases),
-                "fingerprint": self.fingerprint, "source": self.source}
+                "fingerprint": self.fingerprint, "source": self.source,
+                **({"pending": list(self.pending), "boot": self.boot} if self.pending else {})}
 
 
 @dataclass(frozen=True)
@@ -155,7 +172,8 @@ class Plan:
         return any(o.action == "refused" for o in self.objects)
 
     def summary(self) -> dict[str, int]:
-        counts = {a: 0 for a in ("create", "update", "replace", "remove", "held", "refused")}
+        counts = {a: 0 for a in ("create", "update", "replace", "remove", "held", "refused",
+                                 "waiting", "pending", "rolled_back")}
         for obj in self.objects:
             if obj.action in counts:
                 counts[obj.action] += 1
@@ -183,7 +201,8 @@ class Plan:
                        steps=tuple(o.get("steps", ())), notes=tuple(o.get("notes", ())),
                        fingerprint=o.get("fingerprint", "absent"), source=o.get("source"),
                        refusals=tuple(Refusal.from_json(r) for r in o.get("refusals", ())),
-                       erases=tuple(o.get("erases", ())))
+                       erases=tuple(o.get("erases", ())),
+                       pending=tuple(o.get("pending", ())), boot=o.get("boot"))
             for o in data["objects"])
         return cls(id=data["plan_id"], created=data["created"], spec_hash=data["spec_hash"],
                    roots=tuple(data.get("roots", ())), objects=objects,
@@ -241,19 +260,27 @@ class _Builder:
 
     def chain(self, ref: Ref, dtype: str, driver: str, kinds: list[StepKind],
               desired: Desired | None, reason: str, fields: tuple[str, ...] = (),
-              live: bool = False) -> tuple[str, ...]:
+              live: bool = False, last_good: dict[str, Any] | None = None,
+              deferred: bool = False) -> tuple[str, ...]:
+        """Steps of one object, each after the one before. A guest with a health check is
+        verified after its start; `last_good` is what a failed check rolls back to, and what
+        a deferred update (written now, live at the next boot) keeps for that check."""
+        if desired and desired.spec.get("health") and kinds and kinds[-1] == "start":
+            kinds = [*kinds, "verify"]
         ids = []
         previous: tuple[str, ...] = ()
         for kind in kinds:
             sid = f"{ref}:{kind}"
             # a removal asked for by a spec (state: absent) carries it: it says purge or keep
-            needs_spec = kind in ("provision", "define", "update", "purge", "undefine")
+            needs_spec = kind in ("provision", "define", "update", "purge", "undefine", "verify")
             self.steps[sid] = Step(
                 id=sid, kind=kind, ref=ref, type=dtype, driver=driver,
                 spec=desired.spec if desired and needs_spec else None,
                 source=desired.source if desired else None,
                 fields=fields if kind == "update" else (), live=live and kind == "update",
-                reason=reason, deps=previous)
+                reason=reason, deps=previous,
+                previous=last_good if kind == "verify" or (kind == "update" and deferred)
+                else None)
             previous = (sid,)
             ids.append(sid)
         self.chains[ref] = ids
@@ -273,8 +300,9 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
               roots: tuple[str, ...], no_specs: bool = False,
               settings: Settings | None = None,
               observed: dict[Ref, tuple[str, LiveObject]] | None = None,
-              errors: tuple[SpecProblem, ...] = ()) -> Plan:
+              errors: tuple[SpecProblem, ...] = (), marks: Marks | None = None) -> Plan:
     settings = settings or Settings()
+    marks = marks or Marks()
     live_all = observed if observed is not None else hosts.observe()
     b = _Builder()
     plans: dict[Ref, ObjectPlan] = {}
@@ -286,7 +314,7 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
         driver_name = hosts.driver_name_for(d.ref.kind, d.type)
         found = live_all.get(d.ref)
         live = found[1] if found and found[0] == driver_name else None
-        decided = _plan_object(d, live, driver_name, hosts, settings, b)
+        decided = _plan_object(d, live, driver_name, hosts, settings, b, marks)
         if isinstance(decided, _Removal):
             removals.append(decided)
         else:
@@ -312,7 +340,12 @@ def make_plan(desired: list[Desired], hosts: Hosts, *, failed_files: set[str],
 
     _wire(b, wanted, live_all, plans)
     objects = tuple(sorted(plans.values(), key=lambda p: (p.ref.kind != "Network", p.ref.name)))
-    notes = (f"removal refused: {breaker}; nothing is removed in this pass",) if breaker else ()
+    notes: tuple[str, ...] = (
+        (f"removal refused: {breaker}; nothing is removed in this pass",) if breaker else ())
+    notes += tuple(  # a cluster's own move (an evacuation) is its business, not drift
+        f"{ref}: moved by the cluster from {moved['from']} to {moved['to']}; its target "
+        "still holds, nothing to undo" for ref, (_, live) in sorted(live_all.items())
+        if (moved := live.extra.get("moved_by_cluster")) and ref in plans)
     return Plan(id=uuid.uuid4().hex[:12], created=datetime.now(UTC).isoformat(timespec="seconds"),
                 spec_hash=spec_hash(desired), roots=roots, objects=objects,
                 steps=tuple(_toposort(b.steps)), notes=notes, breaker=breaker,
@@ -376,7 +409,7 @@ def _plan_removal(r: _Removal, breaker: str | None, hosts: Hosts, b: _Builder) -
 
 
 def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: Hosts,
-                 settings: Settings, b: _Builder) -> ObjectPlan | _Removal:
+                 settings: Settings, b: _Builder, marks: Marks) -> ObjectPlan | _Removal:
     want_state = d.spec.get("state", "running")
     is_domain = d.ref.kind == "Domain"
     driver = hosts.drivers[driver_name]
@@ -388,7 +421,8 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
         return _Removal(d.ref, d.type, driver_name, live, d, d.source,
                         d.spec.get("removal") == "purge", "state: absent")
     refusals = (*driver.check(d.ref.kind, d.type, d.spec),
-                *settings.policy.refusals(d.ref.kind, d.type, d.spec))
+                *settings.policy.refusals(d.ref.kind, d.type, d.spec),
+                *_restart_refusals(d, driver.technology(d.ref.kind, d.type), settings))
     build = is_domain and driver.provisions(d.ref.kind, d.type, d.spec)
     if live is None:
         if refusals:
@@ -399,6 +433,10 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
         return ObjectPlan(d.ref, d.type, "create", driver_name, steps=steps, source=d.source)
     if not live.owned:
         return _not_ours(d, live, driver_name)
+    undone = marks.rolled_back.get(d.ref)
+    if undone is not None and undone.digest == d.digest:
+        return _rolled_back(d, live, driver_name, undone)
+    restart = _Restart.of(d, live, driver, settings, marks.pending.get(d.ref))
 
     changes = diff_object(d.flat, live, driver)
     cls = worst(changes)
@@ -408,6 +446,8 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
                     "spec" if (live.last_applied or {}).get("state", "running") != want_state
                     else "drift"),)
     if not changes and not state_change:
+        if restart.pending is not None:
+            return _pending(d, live, driver_name, restart, b)
         return ObjectPlan(d.ref, d.type, "noop", driver_name, source=d.source)
     fields = tuple(c.field for c in changes)
     why = _reason(changes + state_change)
@@ -425,6 +465,11 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
                 recreate[0], f"replace refused: changing {', '.join(recreate)} means a new "
                 "guest and its data would be lost", "replace", "allow_replace: true"),),
                 fp, cls, changes)
+        if restart.policy == "refuse" and running:
+            return _refused(d, driver_name, (restart.refusal(recreate, "replaces"),), fp, cls,
+                            changes)
+        if not restart.now:
+            return _waiting(d, driver_name, restart, "recreate", changes + state_change, fp)
         again = _seq("stop" if running else None, "purge" if is_domain else "undefine",
                      "provision" if build else None, "define",
                      "start" if want_state == "running" else None)
@@ -435,6 +480,14 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
                           notes=("data is erased (allow_replace: true)",))
     kinds: list[StepKind] = []
     if cls == "restart" and running and want_state == "running":
+        needs = [c.field for c in changes if c.update == "restart"]
+        if restart.policy == "refuse":
+            return _refused(d, driver_name, (restart.refusal(needs, "restarts"),), fp, cls,
+                            changes)
+        if restart.policy == "defer" and not restart.restarts_now:
+            return _deferred(d, live, driver_name, driver, restart, needs, changes, fp, why, b)
+        if not restart.now:
+            return _waiting(d, driver_name, restart, "restart", changes, fp)
         kinds = ["stop", "update", "start"]
     else:
         if changes:
@@ -444,10 +497,13 @@ def _plan_object(d: Desired, live: LiveObject | None, driver_name: str, hosts: H
         elif want_state == "stopped" and running:
             kinds.insert(0, "stop") if cls == "restart" else kinds.append("stop")
     live_update = cls == "live" and running
-    steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields, live=live_update)
+    steps = b.chain(d.ref, d.type, driver_name, kinds, d, why, fields, live=live_update,
+                    last_good=restart.last_good)
+    still = restart.pending if restart.pending and "start" not in kinds else None
     return ObjectPlan(d.ref, d.type, "update", driver_name,
                       update=cls if cls else "live", changes=changes + state_change,
-                      steps=steps, fingerprint=fp, source=d.source)
+                      steps=steps, fingerprint=fp, source=d.source,
+                      pending=still.fields if still else (), boot=still.boot if still else None)
 
 
 def _refused(d: Desired, driver_name: str, refusals: tuple[Refusal, ...], fingerprint: str,
@@ -455,6 +511,116 @@ def _refused(d: Desired, driver_name: str, refusals: tuple[Refusal, ...], finger
     return ObjectPlan(d.ref, d.type, "refused", driver_name, update=update, changes=changes,
                       fingerprint=fingerprint, source=d.source, refusals=refusals,
                       notes=tuple(map(str, refusals)))
+
+
+@dataclass(frozen=True)
+class _Restart:
+    """When this object's guest may be restarted: its restart policy, whether its window
+    (or `apply --now`) allows it now, and a valid pending change (the guest has not booted
+    since it was written)."""
+
+    policy: str
+    window: Window | None
+    now: bool  # the window allows a restart now (no window, it is open, or `apply --now`)
+    forced: bool  # `apply --now`
+    opens: datetime | None
+    pending: Pending | None
+    last_good: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, d: Desired, live: LiveObject, driver: Any, settings: Settings,
+           pending: Pending | None) -> _Restart:
+        maint = settings.maintenance
+        window = maint.window_of(d.spec)
+        clock = settings.now()
+        now = settings.ignore_windows or window is None or window.is_open(clock)
+        if pending is not None and (live.state != "running" or (
+                pending.boot is not None and driver.booted_since(live, pending.boot))):
+            pending = None  # the guest booted (or stopped) since: the change is live
+        return cls(maint.policy_of(d.spec), window, now, settings.ignore_windows,
+                   None if now or window is None else window.next_open(clock), pending,
+                   pending.previous if pending is not None else live.last_applied)
+
+    @property
+    def restarts_now(self) -> bool:
+        """A change that waits for a restart (restart: defer) is made live now: in its
+        window, by `apply --now`, or at once once the policy says auto."""
+        if self.forced:
+            return True
+        return self.now and (self.window is not None or self.policy == "auto")
+
+    def wait_note(self) -> str:
+        assert self.window is not None and self.opens is not None
+        return (f"waits for maintenance window {self.window.name} (opens "
+                f"{self.opens.isoformat(timespec='minutes')}); `apply --now` overrides")
+
+    def refusal(self, fields: list[str], what: str) -> Refusal:
+        return Refusal(fields[0] if fields else "", f"changing {', '.join(fields)} {what} the "
+                       "running guest and its restart policy is refuse", "restart",
+                       "restart: auto or restart: defer")
+
+
+def _restart_refusals(d: Desired, tech: Any, settings: Settings) -> list[Refusal]:
+    """What of a spec's restart policy, window and health check cannot be honoured here."""
+    out = list(health.refusals(d.spec, tech))
+    why = settings.maintenance.unknown_window(d.spec)
+    if why:
+        out.append(Refusal("window", why, "policy", "maintenance.windows"))
+    return out
+
+
+def _rolled_back(d: Desired, live: LiveObject, driver_name: str, mark: RolledBack
+                 ) -> ObjectPlan:
+    return ObjectPlan(d.ref, d.type, "rolled_back", driver_name, fingerprint=live.fingerprint(),
+                      source=d.source, notes=(
+                          f"rolled back at {mark.since}: {mark.reason}; this spec is not tried "
+                          "again until it changes",))
+
+
+def _waiting(d: Desired, driver_name: str, restart: _Restart, update: str,
+             changes: tuple[FieldChange, ...], fp: str) -> ObjectPlan:
+    return ObjectPlan(d.ref, d.type, "waiting", driver_name, update=update, changes=changes,
+                      fingerprint=fp, source=d.source, notes=(restart.wait_note(),))
+
+
+def _deferred(d: Desired, live: LiveObject, driver_name: str, driver: Any, restart: _Restart,
+              needs: list[str], changes: tuple[FieldChange, ...], fp: str, why: str,
+              b: _Builder) -> ObjectPlan:
+    """restart: defer: the new definition is written, the guest keeps running; the boot it
+    runs now is kept, to tell when it has booted again (asked only here: it may cost a tool
+    call)."""
+    fields = tuple(c.field for c in changes)
+    pending = tuple(sorted({*needs, *(restart.pending.fields if restart.pending else ())}))
+    steps = b.chain(d.ref, d.type, driver_name, ["update"], d, why, fields, live=True,
+                    last_good=restart.last_good, deferred=True)
+    when = f" or in maintenance window {restart.window.name}" if restart.window else ""
+    return ObjectPlan(d.ref, d.type, "update", driver_name, update="deferred", changes=changes,
+                      steps=steps, fingerprint=fp, source=d.source, pending=pending,
+                      boot=restart.pending.boot if restart.pending else driver.boot_id(live),
+                      notes=(
+                          f"restart deferred: {', '.join(pending)} take effect at the guest's "
+                          f"next start{when} (restart: defer)",))
+
+
+def _pending(d: Desired, live: LiveObject, driver_name: str, restart: _Restart,
+             b: _Builder) -> ObjectPlan:
+    """An object whose written change waits for a restart: restarted now if its window is
+    open (or `apply --now`), else shown as pending."""
+    assert restart.pending is not None
+    fields = restart.pending.fields
+    since = f"pending restart since {restart.pending.since}: {', '.join(fields)}"
+    fp = live.fingerprint()
+    if restart.restarts_now:
+        steps = b.chain(d.ref, d.type, driver_name, ["stop", "start"], d, since,
+                        last_good=restart.last_good)
+        return ObjectPlan(d.ref, d.type, "update", driver_name, update="restart", steps=steps,
+                          fingerprint=fp, source=d.source, pending=fields,
+                          boot=restart.pending.boot, notes=(since,))
+    when = f"; restarts in window {restart.window.name}" if restart.window else \
+        "; takes effect at the guest's next start"
+    return ObjectPlan(d.ref, d.type, "pending", driver_name, update="deferred", fingerprint=fp,
+                      source=d.source, pending=fields, boot=restart.pending.boot,
+                      notes=(since + when,))
 
 
 def _seq(*kinds: StepKind | None) -> list[StepKind]:

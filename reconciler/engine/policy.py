@@ -10,7 +10,8 @@ decides, in the agent config, what of the host such a spec may reach:
                                   # libvirt LXC, no root at all: the guest then sees the host's)
       privileged: false           # an LXC container without an id map (root in it is root
                                   # on the host)
-      host_nics: false            # a host NIC moved into a guest, a network handing out host NICs
+      host_nics: false            # a host NIC moved into a guest, a network handing out host NICs,
+                                  # a guest in the host's network namespace (a `none` NIC)
       host_devices: false         # host block devices, and kept libvirt XML that hands a guest
                                   # host resources (disks, host devices, host files or sockets,
                                   # emulators, kernels, scripts, hypervisor pass-through)
@@ -120,6 +121,9 @@ class Policy:
             if nic.get("type") == "hostdev" and not self.host_nics:
                 out.append(_refuse(f"interfaces.{index}", f"moves the host NIC "
                                    f"{nic.get('source')} into the guest", "host_nics"))
+            elif nic.get("type") == "none" and not self.host_nics:
+                out.append(_refuse(f"interfaces.{index}", "gives the guest the host's network "
+                                   "namespace, every host NIC in it", "host_nics"))
             for piece in nic.get("xml", ()):
                 if _tag(piece) in _HOST_NIC_PARTS and not self.host_devices:
                     out.append(_refuse(f"interfaces.{index}.xml", f"<{_tag(piece)}> runs a "

@@ -26,9 +26,9 @@ Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
 
 _SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "remove": "-", "held": "!",
-           "refused": "!"}
+           "refused": "!", "waiting": "~", "pending": "~", "rolled_back": "!"}
 _COLOR = {"create": "32", "update": "33", "replace": "35", "remove": "31", "held": "36",
-          "refused": "31"}
+          "refused": "31", "waiting": "36", "pending": "36", "rolled_back": "31"}
 _DRIFT = " (drift on host)"
 _MAX_VALUE = 200  # characters of one value shown; JSON carries it whole
 # Bare numbers whose unit the field name does not say (sizes carry theirs: `512KiB`).
@@ -57,7 +57,11 @@ def label(obj: ObjectPlan) -> str:
         return f"update ({obj.update})"
     if obj.action == "refused" and obj.update == "recreate":
         return "replace refused"
-    return obj.action
+    if obj.action == "waiting":
+        return f"{'replace' if obj.update == 'recreate' else 'restart'} waiting for its window"
+    if obj.action == "pending":
+        return "restart pending"
+    return obj.action.replace("_", " ")
 
 
 # ---------------------------------------------------------------------- shared content
@@ -172,9 +176,13 @@ def _summary_line(plan: Plan) -> str:
     s = plan.summary()
     live = sum(1 for o in plan.objects if o.action == "update" and o.update == "live")
     restart = sum(1 for o in plan.objects if o.action == "update" and o.update == "restart")
+    deferred = sum(1 for o in plan.objects if o.action == "update" and o.update == "deferred")
+    later = ", ".join(f"{count} {what}" for count, what in (
+        (deferred, "written for a later restart"), (s["waiting"], "waiting for a window"),
+        (s["pending"], "pending restart"), (s["rolled_back"], "rolled back")) if count)
     return (f"{s['create']} to create, {live} to update live, {restart} to update with restart, "
             f"{s['replace']} to replace, {s['remove']} to remove, {s['held']} held, "
-            f"{s['refused']} refused")
+            f"{s['refused']} refused" + (f"; {later}" if later else ""))
 
 
 # ---------------------------------------------------------------------- text

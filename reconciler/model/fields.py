@@ -24,7 +24,8 @@ class Ref(NamedTuple):
 
 # Fields that steer the engine, not the host: changing one only rewrites the stored stamp.
 POLICY_FIELDS = frozenset({"state", "protect", "removal", "allow_replace", "depends_on", "hosts",
-                           "profile", "title", "description"})
+                           "profile", "title", "description", "restart", "window", "health",
+                           "allow_move"})
 
 # Fields holding settings, compared (and given update classes) one setting at a time.
 NESTED = frozenset({"cpu", "memtune", "quota", "scheduler", "dns", "init", "console", "os"})

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from reconciler.model.fields import POLICY_FIELDS, root_of
 
 UpdateClass = Literal["live", "restart", "recreate"]
-RefusalCause = Literal["unsupported", "policy", "replace", "protect", "foreign", "breaker"]
+RefusalCause = Literal["unsupported", "policy", "replace", "protect", "foreign", "breaker",
+                       "restart"]
 Builds = Literal["every", "template", "none"]
 
 
@@ -71,6 +72,7 @@ class Technology:
     templates: frozenset[str] | None = None
     builds: Builds = "every"  # which new guests get a provision step (see `provisions`)
     first_id: int | None = None  # numeric ids allocated from here (OpenVZ CTID, VServer ctx)
+    guest_exec: bool = False  # runs a command inside a guest (a health check's `command`)
     notes: tuple[str, ...] = field(default=())
 
     def refusals(self, spec: dict[str, Any]) -> list[Refusal]:

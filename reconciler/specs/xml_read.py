@@ -213,7 +213,8 @@ def _no_repeats(children: Sequence[etree._Element], repeatable: tuple[str, ...] 
         raise Untyped
 
 
-_IF_CHILDREN = ("mac", "source", "target", "guest", "ip", "route", "link", "mtu", "model")
+_IF_CHILDREN = ("mac", "source", "vlan", "target", "guest", "ip", "route", "link", "mtu",
+                "model")
 _IF_KIND = {"bridge": "bridge", "network": "network", "ethernet": "routed", "direct": "direct"}
 _IF_SOURCE = {"bridge": ("bridge",), "network": ("network",), "direct": ("dev", "mode")}
 # children that are one attribute and nothing else: tag -> (that attribute, field)
@@ -232,6 +233,7 @@ def _interface(el: etree._Element) -> dict[str, Any]:
     nic: dict[str, Any] = {"type": kind}
     ips: list[Any] = []
     route_els: list[etree._Element] = []
+    vlan: etree._Element | None = None
     for child in children:
         tag = child.tag
         leaf = _IF_LEAVES.get(tag)
@@ -251,13 +253,28 @@ def _interface(el: etree._Element) -> dict[str, Any]:
                 mode = child.get("mode")
                 if mode:
                     nic["mode"] = mode
+        elif tag == "vlan":
+            vlan = child
         elif tag == "ip":
             ips.append(_ip(child))
         else:  # route
             route_els.append(child)
+    if vlan is not None:
+        nic["vlan"] = _vlan_tag(vlan, nic)
     nic["ip"] = ips
     nic["gateway"], nic["routes"] = _routes(route_els, True)
     return nic
+
+
+def _vlan_tag(el: etree._Element, nic: dict[str, Any]) -> str | None:
+    """A VLAN NIC is a direct interface on its parent with one untagged `<vlan><tag>` and no
+    macvlan mode (LXC's `vlan` type; libvirt itself has no such device for a guest)."""
+    tags = _only(el, (), ("tag",))
+    if nic["type"] != "direct" or len(tags) != 1 or "mode" in nic:
+        raise Untyped
+    _only(tags[0], ("id",))
+    nic["type"] = "vlan"
+    return tags[0].get("id")
 
 
 def _hostdev_net(el: etree._Element) -> dict[str, Any]:
@@ -357,6 +374,76 @@ def _memtune(el: etree._Element) -> dict[str, Any]:
     return {child.tag: _scaled(child) for child in children}
 
 
+_BLKIO_DEVICE = ("path", "weight", "read_bytes_sec", "write_bytes_sec", "read_iops_sec",
+                 "write_iops_sec")
+
+
+def _blkiotune(el: etree._Element) -> dict[str, Any]:
+    children = _only(el, (), ("weight", "device"))
+    _no_repeats(children, ("device",))
+    out: dict[str, Any] = {}
+    for child in children:
+        if child.tag == "weight":
+            _only(child, text=True)
+            out["weight"] = (child.text or "").strip()
+            continue
+        kids = _only(child, (), _BLKIO_DEVICE)
+        _no_repeats(kids)
+        for kid in kids:
+            _only(kid, text=True)
+        out.setdefault("devices", []).append({kid.tag: (kid.text or "").strip() for kid in kids})
+    return out
+
+
+def _capabilities(el: etree._Element) -> dict[str, Any]:
+    """`<capabilities policy=...>` with one `<NAME state='on|off'/>` per capability."""
+    children = _only(el, ("policy",), tuple(str(c.tag) for c in el))
+    _no_repeats(children)
+    caps: dict[str, Any] = {"policy": el.get("policy", "default"), "keep": [], "drop": []}
+    for child in children:
+        _only(child, ("state",))
+        state = {"on": "keep", "off": "drop"}.get(child.get("state") or "")
+        if state is None or not isinstance(child.tag, str):
+            raise Untyped
+        caps[state].append(child.tag)
+    return caps
+
+
+def _features(el: etree._Element, dom: dict[str, Any], extra: list[str],
+              devices_extra: list[str]) -> None:
+    """`<features>`: its capabilities are typed, and `<privnet/>` of a domain without NICs is
+    the `empty` interface (a network namespace of its own, loopback only); the other features
+    stay as written. Called once the devices are read."""
+    nics = "interfaces" in dom or any(p.startswith(_NIC_PIECES) for p in devices_extra)
+    typed: list[etree._Element] = []
+    try:
+        children = _only(el, (), tuple(str(c.tag) for c in el))
+        _no_repeats(children)
+        caps = None
+        for child in children:
+            if child.tag == "capabilities":
+                caps = _capabilities(child)
+                typed.append(child)
+            elif child.tag == "privnet" and not nics:
+                _only(child)
+                typed.append(child)
+    except Untyped:
+        extra.append(canonical_xml(el))
+        return
+    if caps is not None:
+        dom["capabilities"] = caps
+    if any(child.tag == "privnet" for child in typed):
+        dom["interfaces"] = [{"type": "empty"}]
+    for child in typed:
+        el.remove(child)
+    if len(el):
+        extra.append(canonical_xml(el))
+
+
+# kept devices that give a guest a NIC (and so a network namespace)
+_NIC_PIECES = ("<interface ", "<interface>", "<hostdev ", "<hostdev>")
+
+
 def _cputune(el: etree._Element) -> dict[str, Any]:
     children = _only(el, (), ("shares", "period", "quota"))
     _no_repeats(children)
@@ -373,12 +460,16 @@ def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
     dom: dict[str, Any] = {"kind": "Domain", "type": root.get("type")}
     if lines is not None:
         lines[()] = line_of(root)
+    # the 2007 VServer proposal (seeds/000): its own elements, and the context as <domain id>
+    dialect = dom["type"] == "vserver"
+    seed = _Seed(root.get("id")) if dialect and root.get("id") is not None else None
     extra: list[str] = [f"@{key!s}={value!s}" for key, value in root.attrib.items()
-                        if key != "type"]
+                        if key != "type" and (seed is None or key != "id")]
     devices_extra: list[str] = []
     cpu: dict[str, Any] = {}
     ext: dict[str, Any] = {}
     seen: set[str] = set()
+    features: etree._Element | None = None
     for child in root:
         tag = child.tag
         if not isinstance(tag, str):
@@ -387,6 +478,10 @@ def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
             for field in _FIELD_OF.get(tag, ("xml",)):
                 lines.setdefault((field,), line_of(child))
         try:
+            if dialect and tag in _SEED_TAGS:
+                seed = seed or _Seed(None)
+                seed.take(child)
+                continue
             if tag in seen:
                 raise Untyped  # a second <memory>, <os>, ...: keep it as written
             seen.add(tag)
@@ -401,6 +496,10 @@ def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
                 dom["memory" if tag == "memory" else "current_memory"] = _scaled(child)
             elif tag == "memtune":
                 dom["memtune"] = _memtune(child)
+            elif tag == "blkiotune":
+                dom["blkiotune"] = _blkiotune(child)
+            elif tag == "features":
+                features = child  # read once the devices are (its privnet depends on them)
             elif tag == "vcpu":
                 _only(child, ("placement", "cpuset"), text=True)
                 if child.get("placement") not in (None, "static"):
@@ -421,21 +520,196 @@ def read_domain(root: etree._Element, lines: Lines | None) -> dict[str, Any]:
                 raise Untyped
         except Untyped:
             extra.append(canonical_xml(child))
+    if features is not None:
+        _features(features, dom, extra, devices_extra)
     if cpu:
         dom["cpu"] = cpu
     if extra:
         dom["xml"] = in_libvirt_order(extra, TOP_ORDER)
     if devices_extra:
         dom["devices_xml"] = in_libvirt_order(devices_extra, DEV_ORDER)
+    if seed is not None:
+        seed.merge(dom, ext, root)
     _merge_extension(dom, ext)
     return dom
+
+
+# --------------------------------------------------------------------------- VServer proposal
+
+# The Linux-VServer proposal of 2007 (seeds/000, libvir-list) wrote what libvirt never adopted
+# as elements of a `<domain type='vserver'>` of their own; they are read into the harmonized
+# model, and written back in its form (xml_write: the extension, <os><type arch>, filesystems
+# and interfaces as libvirt's):
+#     <domain type='vserver' id='N'>                     id (the context)
+#     <scheduler fill_rate1= interval1= ...>             scheduler (fill_rate1 is fill_rate)
+#       <cpu id='N' fill_rate1= ... idle_time='1'/>      scheduler.cpus[N]
+#     <uts hostname= machine=/>                          hostname, arch
+#     <distribution method= release= [name=]/>           the root: a template (name: release)
+#     <disk type='path|block' device='path'>             a root (target /: where the template
+#       <source path=|dev=/><target path=/>              is built) or a mount / block device
+#     <interface type='vserver'>                         a routed (IP isolation) interface:
+#       <ip family= address= [address2= type='range']    an address, or a range, on the host
+#           prefix= [interface='eth0']/>                 device `interface` (host_dev)
+_SEED_TAGS = frozenset({"scheduler", "uts", "distribution", "disk", "interface"})
+_SEED_BUCKET = {"fill_rate1": "fill_rate", "fill_rate": "fill_rate", "interval1": "interval",
+                "interval": "interval", "fill_rate2": "fill_rate2", "interval2": "interval2",
+                "tokens": "tokens", "tokens_min": "tokens_min", "tokens_max": "tokens_max",
+                "priority_bias": "priority_bias", "idle_time": "idle_time"}
+_SEED_FAMILY = {"ipv4": "ipv4", "ipv6": "ipv6"}
+
+
+def _seed_bucket(el: etree._Element, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    bucket: dict[str, Any] = {}
+    for key, value in el.attrib.items():
+        if key in skip:
+            continue
+        field = _SEED_BUCKET.get(str(key))
+        if field is None or field in bucket:
+            raise Untyped
+        bucket[field] = _bool(str(value)) if field == "idle_time" else value
+    return bucket
+
+
+def _seed_scheduler(el: etree._Element) -> dict[str, Any]:
+    sched = _seed_bucket(el)
+    cpus: dict[str, Any] = {}
+    for cpu in _only(el, tuple(str(k) for k in el.keys()), ("cpu",)):  # noqa: SIM118
+        _only(cpu, tuple(str(k) for k in cpu.keys()))  # noqa: SIM118 - an lxml element
+        number = cpu.get("id")
+        if number is None or number in cpus:
+            raise Untyped
+        cpus[number] = _seed_bucket(cpu, ("id",))
+    if cpus:
+        sched["cpus"] = cpus
+    return sched
+
+
+def _seed_disk(el: etree._Element) -> dict[str, Any]:
+    children = _only(el, ("type", "device"), ("source", "target", "readonly"))
+    kind = {"path": "mount", "block": "block"}.get(el.get("type") or "")
+    if kind is None or el.get("device") != "path":
+        raise Untyped
+    _no_repeats(children)
+    fs: dict[str, Any] = {"type": kind}
+    for child in children:
+        if child.tag == "source":
+            attr = "path" if kind == "mount" else "dev"
+            _only(child, (attr,))
+            fs["source"] = child.get(attr)
+        elif child.tag == "target":
+            _only(child, ("path",))
+            fs["target"] = child.get("path")
+        else:
+            _only(child)
+            fs["readonly"] = True
+    return fs
+
+
+def _seed_interface(el: etree._Element) -> dict[str, Any]:
+    if el.get("type") != "vserver":
+        raise Untyped
+    nic: dict[str, Any] = {"type": "routed", "ip": [], "ranges": []}
+    for ip in _only(el, ("type",), ("ip",)):
+        _only(ip, ("family", "address", "address2", "prefix", "interface", "type"))
+        address, prefix = ip.get("address", ""), ip.get("prefix")
+        family = _SEED_FAMILY.get((ip.get("family") or "").lower())
+        if ip.get("family") is not None and family != ("ipv6" if ":" in address else "ipv4"):
+            raise Untyped
+        device = ip.get("interface")
+        if device is not None:
+            if nic.get("host_dev", device) != device:
+                raise Untyped
+            nic["host_dev"] = device
+        suffix = f"/{prefix}" if prefix is not None else ""
+        if ip.get("type") == "range":
+            if ip.get("address2") is None:
+                raise Untyped
+            nic["ranges"].append(f"{address}-{ip.get('address2')}{suffix}")
+        elif ip.get("type") is None and ip.get("address2") is None:
+            nic["ip"].append(f"{address}{suffix}")
+        else:
+            raise Untyped
+    return nic
+
+
+class _Seed:
+    """The proposal's elements of one domain, gathered, then merged into the model's input."""
+
+    def __init__(self, context: str | None) -> None:
+        self.context = context
+        self.scheduler: dict[str, Any] | None = None
+        self.uts: dict[str, Any] | None = None
+        self.distribution: dict[str, Any] | None = None
+        self.disks: list[dict[str, Any]] = []
+        self.nics: list[dict[str, Any]] = []
+
+    def take(self, el: etree._Element) -> None:
+        """Read one element; Untyped (the caller keeps it as XML) if it is not the
+        proposal's shape."""
+        tag = el.tag
+        if tag == "scheduler" and self.scheduler is None:
+            self.scheduler = _seed_scheduler(el)
+        elif tag == "uts" and self.uts is None:
+            _only(el, ("hostname", "nodename", "machine"))
+            if el.get("hostname") is not None and el.get("nodename") is not None:
+                raise Untyped
+            uts = {"hostname": el.get("hostname", el.get("nodename")),
+                   "arch": el.get("machine")}
+            self.uts = {k: v for k, v in uts.items() if v is not None}
+        elif tag == "distribution" and self.distribution is None:
+            _only(el, ("method", "release", "name"))
+            self.distribution = {k: el.get(k) for k in ("name", "method", "release")
+                                 if el.get(k) is not None}
+        elif tag == "disk":
+            self.disks.append(_seed_disk(el))
+        elif tag == "interface":
+            self.nics.append(_seed_interface(el))
+        else:
+            raise Untyped
+
+    def merge(self, dom: dict[str, Any], ext: dict[str, Any], root: etree._Element) -> None:
+        if self.context is not None:
+            if "id" in ext and str(ext["id"]) != self.context:
+                raise bad(root, f"<domain id='{self.context}'> and <rc:id>{ext['id']}</rc:id> "
+                          "give two contexts; give one")
+            dom["id"] = self.context
+        if self.scheduler is not None:
+            dom["scheduler"] = self.scheduler
+        for key, value in (self.uts or {}).items():
+            if dom.get(key, value) != value:
+                raise bad(root, f"<uts> and <os> give two values of {key}; give one")
+            dom[key] = value
+        disks = self.disks
+        root_disk = next((fs for fs in disks if fs.get("target") == "/"), None)
+        filesystems = [fs for fs in disks if fs is not root_disk]
+        if self.distribution is not None:
+            # the distribution builds the root; a root disk says where (vserver build
+            # --rootdir): together one template root, as the harmonized model has it
+            template = {"type": "template", "target": "/", **self.distribution}
+            template.setdefault("name", self.distribution.get("release"))
+            if root_disk is not None and root_disk.get("type") == "mount":
+                template["source"] = root_disk.get("source")
+            elif root_disk is not None:
+                filesystems.insert(0, root_disk)
+            filesystems.insert(0, template)
+        elif root_disk is not None:
+            filesystems.insert(0, root_disk)
+        if filesystems:
+            dom["filesystems"] = [*filesystems, *dom.get("filesystems", ())]
+        if self.nics:
+            dom["interfaces"] = [*self.nics, *dom.get("interfaces", ())]
 
 
 _FIELD_OF = {"name": ("name",), "uuid": ("uuid",), "title": ("title",),
              "description": ("description",), "memory": ("memory",),
              "currentMemory": ("current_memory",), "memtune": ("memtune",),
+             "blkiotune": ("blkiotune",), "features": ("capabilities", "xml"),
              "vcpu": ("cpu",), "cputune": ("cpu",), "os": ("init", "os", "arch"),
-             "idmap": ("idmap",), "devices": ("devices_xml",), "metadata": ("metadata",)}
+             "idmap": ("idmap",), "devices": ("devices_xml",), "metadata": ("metadata",),
+             # the VServer proposal's own elements (a vserver domain only reads them)
+             "scheduler": ("scheduler",), "uts": ("hostname", "arch"),
+             "distribution": ("filesystems",), "disk": ("filesystems",),
+             "interface": ("interfaces",)}
 # device kinds whose order means something: once one is kept as XML, later ones are too, so
 # writing typed ones first cannot reorder them (mount order, NIC names eth0, eth1, ...)
 _ORDERED_DEVICES = ("filesystem", "interface")
@@ -500,14 +774,20 @@ def _devices(el: etree._Element, dom: dict[str, Any], extra: list[str],
 
 # Domain fields libvirt XML has no place for: they live in `<metadata><rc:spec>`.
 DOMAIN_EXT = ("id", "state", "autostart", "start_order", "hostname", "profile", "limits",
-              "scheduler", "dns", "depends_on", "protect", "removal", "allow_replace", "hosts")
+              "scheduler", "dns", "depends_on", "protect", "removal", "allow_replace", "hosts",
+              "restart", "window", "health", "target", "allow_move")
 IF_EXT = ("host_mac", "ranges")
 FS_EXT = ("method", "release", "options")
+RAM_EXT = ("mode",)  # tmpfs permissions: libvirt's ram filesystem has no attribute for them
+# a NIC type libvirt has no device for: `none`, the host's network namespace (libvirt's LXC
+# guest without NICs and without <privnet/>), is written as the extension's whole interface
+NIC_TYPE_EXT = ("type",)
 NET_EXT = ("state", "autostart", "protect", "hosts")
 # what may appear in the extension beside those: the parts of typed pieces libvirt lacks
 _DOMAIN_EXT_PARTS = {"cpu": ("limit",), "quota": ("space", "inodes", "time", "ugid_limit",
                                                     "users"),
-                     "interfaces": IF_EXT, "filesystems": (*FS_EXT, "source")}
+                     "interfaces": (*IF_EXT, *NIC_TYPE_EXT),
+                     "filesystems": (*FS_EXT, "source", *RAM_EXT)}
 
 
 def _metadata(el: etree._Element, lines: Lines | None, allowed: tuple[str, ...],

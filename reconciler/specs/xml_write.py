@@ -21,7 +21,9 @@ from reconciler.specs.xml_read import (
     FS_EXT,
     IF_EXT,
     NET_EXT,
+    NIC_TYPE_EXT,
     NS,
+    RAM_EXT,
     TOP_ORDER,
 )
 from reconciler.specs.xmlsafe import element_from_text
@@ -131,6 +133,8 @@ def _filesystem(devices: etree._Element, fs: dict[str, Any], quota: dict[str, An
 
 def _interface(devices: etree._Element, nic: dict[str, Any]) -> None:
     kind = nic["type"]
+    if kind in ("empty", "none"):
+        return  # a network namespace, not a device (<privnet/>, the extension)
     if kind == "hostdev":
         el = _sub(devices, "hostdev", mode="capabilities", type="net")
         _sub(_sub(el, "source"), "interface", nic["source"])
@@ -140,7 +144,7 @@ def _interface(devices: etree._Element, nic: dict[str, Any]) -> None:
         for route in nic.get("routes", ()):
             _route(el, route)
         return
-    xtype = {"routed": "ethernet"}.get(kind, kind)
+    xtype = {"routed": "ethernet", "vlan": "direct"}.get(kind, kind)
     el = _sub(devices, "interface", type=xtype)
     if nic.get("mac"):
         _sub(el, "mac", address=nic["mac"])
@@ -152,8 +156,10 @@ def _interface(devices: etree._Element, nic: dict[str, Any]) -> None:
             for route in nic.get("host_routes", ()):
                 _route(src, route)
     else:
-        attr = {"bridge": "bridge", "network": "network", "direct": "dev"}[kind]
+        attr = {"bridge": "bridge", "network": "network", "direct": "dev", "vlan": "dev"}[kind]
         _sub(el, "source", **{attr: nic["source"]}, mode=nic.get("mode"))
+    if kind == "vlan":
+        _sub(_sub(el, "vlan"), "tag", id=nic["vlan"])
     for ip in nic.get("ip", ()):
         _ip(el, "ip", ip)
     _gateway(el, nic.get("gateway"))
@@ -212,11 +218,14 @@ def domain_element(domain: Domain) -> etree._Element:
     quota_ext = {k: v for k, v in quota.items() if k != "space" or not root_fs}
     if quota_ext:
         ext["quota"] = quota_ext
-    _ext_parts(ext, d, "interfaces", IF_EXT)
-    _ext_parts(ext, d, "filesystems", (*FS_EXT, "source"), only_type="template")
+    _ext_parts(ext, d, "interfaces", {None: IF_EXT, "none": (*IF_EXT, *NIC_TYPE_EXT)})
+    _ext_parts(ext, d, "filesystems", {"template": (*FS_EXT, "source"), "ram": RAM_EXT})
     _metadata(root, extras, ext)
     _size_kib(root, "memory", d.get("memory"))
     _size_kib(root, "currentMemory", d.get("current_memory"))
+    if d.get("blkiotune"):
+        _blkiotune(root, d["blkiotune"])
+    _features(root, d, extras)
     if d.get("memtune"):
         tune = _sub(root, "memtune")
         for key in ("hard_limit", "soft_limit", "swap_hard_limit", "min_guarantee"):
@@ -256,14 +265,46 @@ def domain_element(domain: Domain) -> etree._Element:
     return root
 
 
-def _ext_parts(ext: dict[str, Any], d: dict[str, Any], key: str, fields: tuple[str, ...],
-               only_type: str | None = None) -> None:
+def _blkiotune(root: etree._Element, blkio: dict[str, Any]) -> None:
+    tune = _sub(root, "blkiotune")
+    if "weight" in blkio:
+        _sub(tune, "weight", str(blkio["weight"]))
+    for device in blkio.get("devices", ()):
+        el = _sub(tune, "device")
+        for key in ("path", "weight", "read_iops_sec", "write_iops_sec", "read_bytes_sec",
+                    "write_bytes_sec"):
+            if key in device:
+                _sub(el, key, str(device[key]))
+
+
+def _features(root: etree._Element, d: dict[str, Any], extras: list[etree._Element]) -> None:
+    """Capabilities, and `<privnet/>` for the `empty` interface, go into `<features>`: the one
+    kept as XML (other features) when there is one."""
+    caps = d.get("capabilities")
+    privnet = [nic.get("type") for nic in d.get("interfaces", ())] == ["empty"]
+    if not caps and not privnet:
+        return
+    features = next((x for x in extras if x.tag == "features"), None)
+    if features is None:
+        features = etree.Element("features")
+        extras.append(features)
+    if privnet and features.find("privnet") is None:
+        features.insert(0, etree.Element("privnet"))
+    if caps:
+        el = _sub(features, "capabilities", policy=caps.get("policy", "default"))
+        for state, names in (("on", caps.get("keep", ())), ("off", caps.get("drop", ()))):
+            for name in names:
+                _sub(el, name, state=state)
+
+
+def _ext_parts(ext: dict[str, Any], d: dict[str, Any], key: str,
+               fields: dict[str | None, tuple[str, ...]]) -> None:
+    """Per item of list `key`, the fields libvirt has no place for, by the item's type (None:
+    any other type), aligned by position."""
     parts: list[dict[str, Any]] = []
     for item in d.get(key, ()):
-        if only_type and item.get("type") != only_type:
-            parts.append({})
-            continue
-        parts.append({f: item[f] for f in fields if f in item})
+        wanted = fields.get(item.get("type"), fields.get(None, ()))
+        parts.append({f: item[f] for f in wanted if f in item})
     if any(parts):
         ext[key] = parts
 

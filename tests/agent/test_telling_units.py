@@ -47,7 +47,7 @@ def test_the_shipped_git_example_loads(tmp_path):
     import yaml
 
     text = (Path(__file__).resolve().parents[2] / "deploy" / "agent.yaml").read_text()
-    block = text[text.index("# git:"):]
+    block = text[text.index("# git:"):].split("\n\n", 1)[0]
     raw = yaml.safe_load(re.sub(r"^# ?", "", block, flags=re.M))
     settings = agent_settings(raw)
     assert settings.git is not None and settings.git.stale_after == 900

@@ -38,7 +38,7 @@ def spawn(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> pexp
     return pexpect.spawn(sys.executable, ["-m", "reconciler", *args, "--config",
                                           str(tmp_path / "agent.yaml"), "--state-dir",
                                           str(tmp_path / "state")],
-                         cwd=str(tmp_path), encoding="utf-8", timeout=60,
+                         cwd=str(tmp_path), encoding="utf-8", timeout=180,
                          dimensions=(40, 120), env={**os.environ, **(env or {})})
 
 

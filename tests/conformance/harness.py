@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.engine import compute_plan, run_pass
+from reconciler.engine import compute_plan, marks, run_pass
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
@@ -68,7 +68,8 @@ def plan_pass(config: Config, specs: Path) -> Plan:
     """Plan `specs` against the host once (removal breaker off: tests remove on purpose)."""
     hosts = build_hosts(config)
     try:
-        return compute_plan([str(specs)], hosts, _settings(config)).plan
+        return compute_plan([str(specs)], hosts, _settings(config),
+                            marks=marks.read(config.state_dir)).plan
     finally:
         hosts.close()
 

@@ -129,3 +129,14 @@ def test_the_reasons_are_data(hosts: Hosts) -> None:
     removed = plan_for(hosts, [dom("d")], [live(dom(n)) for n in "abcd"])
     assert removed.breaker and "3 of 4" in removed.breaker
     assert all(o.refusals[0].cause == "breaker" for o in removed.objects if o.ref.name != "d")
+
+
+def test_a_move_the_cluster_made_is_a_note_not_a_change(hosts: Hosts) -> None:
+    """An instance a cluster moved itself (an evacuation) plans nothing; the plan says so."""
+    from dataclasses import replace
+
+    moved = replace(live(dom("a")), extra={"moved_by_cluster": {"from": "m1", "to": "m2"}})
+    plan = plan_for(hosts, [dom("a")], [moved])
+    assert not plan.steps and [o.action for o in plan.objects] == ["noop"]
+    assert plan.notes == ("domain/a: moved by the cluster from m1 to m2; its target still "
+                          "holds, nothing to undo",)

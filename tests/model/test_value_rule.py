@@ -63,11 +63,20 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
     "Domain description": (DOMAIN, {"description": V}),
     "Domain hostname": (DOMAIN, {"hostname": V}),
     "Domain arch": (DOMAIN, {"arch": V}),
+    "Domain target": (DOMAIN, {"target": V}),
     "Domain os.type": (DOMAIN, {"os": {"type": V}}),
     "Domain os.machine": (DOMAIN, {"os": {"machine": V}}),
     "Domain os.xml.[]": (DOMAIN, {"os": {"xml": [V]}}),
     "Domain profile": (DOMAIN, {"profile": V}),
     "Domain cpu.cpuset": (DOMAIN, {"cpu": {"count": 1, "cpuset": V}}),
+    "Domain blkiotune.devices.[].path": (DOMAIN, {"blkiotune": {"devices": [
+        {"path": V, "weight": 500}]}}),
+    "Domain capabilities.keep.[]": (DOMAIN, {"capabilities": {"policy": "deny",
+                                                               "keep": [V]}}),
+    "Domain capabilities.drop.[]": (DOMAIN, {"capabilities": {"policy": "allow",
+                                                               "drop": [V]}}),
+    "Domain filesystems.[].mode": (DOMAIN, {"filesystems": [
+        {"type": "ram", "target": "/run", "size": "8MiB", "mode": V}]}),
     "Domain limits.{key}": (DOMAIN, {"limits": {V: [1, 1]}}),
     "Domain init.cmd": (DOMAIN, {"init": {"cmd": V}}),
     "Domain init.args.[]": (DOMAIN, {"init": {"cmd": "/sbin/init", "args": [V]}}),
@@ -118,8 +127,6 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
                                                     "peer": V}]}]}),
     "Domain interfaces.[].mac": (DOMAIN, {"interfaces": [
         {"type": "bridge", "source": "br0", "mac": V}]}),
-    "Domain interfaces.[].mode": (DOMAIN, {"interfaces": [
-        {"type": "direct", "source": "eth0", "mode": V}]}),
     "Domain interfaces.[].model": (DOMAIN, {"interfaces": [
         {"type": "bridge", "source": "br0", "model": V}]}),
     "Domain interfaces.[].ranges.[].end": (DOMAIN, {"interfaces": [
@@ -138,6 +145,9 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
     "Domain dns.search.[]": (DOMAIN, {"dns": {"search": [V]}}),
     "Domain depends_on.[]": (DOMAIN, {"depends_on": [V]}),
     "Domain hosts.[]": (DOMAIN, {"hosts": [V]}),
+    "Domain window": (DOMAIN, {"window": V}),
+    "Domain health.address": (DOMAIN, {"health": {"tcp": 80, "address": V}}),
+    "Domain health.command.[]": (DOMAIN, {"health": {"command": ["/bin/check", V]}}),
     "Domain xml.[]": (DOMAIN, {"xml": [V]}),
     "Domain devices_xml.[]": (DOMAIN, {"devices_xml": [V]}),
     "Network name": (NETWORK, {"name": V}),
@@ -199,7 +209,8 @@ GOOD: dict[str, str] = {
     "name": "web1", "uuid": "8dfd44b3-1e76-d8d3-3515-0a2d98211ea0", "hostname": "web1",
     "arch": "x86_64", "profile": "vps.basic", "cpuset": "0", "limits": "numproc",
     "cmd": "/sbin/init", "dir": "/root", "{key}": "HOME", "driver": "loop", "format": "raw",
-    "method": "debootstrap", "release": "bookworm", "source": "/srv/data", "target": "/data",
+    "method": "debootstrap", "release": "bookworm", "source": "/srv/data", "target": "node1",
+    "filesystems.target": "/data",
     "gateway": "192.0.2.1", "guest_dev": "eth0", "host_dev": "veth1", "address": "192.0.2.5",
     "peer": "192.0.2.9", "host_mac": "52:54:00:00:00:01", "mac": "52:54:00:00:00:02",
     "mode": "bridge", "start": "192.0.2.1", "end": "192.0.2.9", "nameservers": "192.0.2.53",
@@ -207,6 +218,9 @@ GOOD: dict[str, str] = {
     "os.xml": "<kernel>/boot/vmlinuz</kernel>", "devices_xml": "<controller type='usb'/>",
     "dev": "eth0", "netmask": "255.255.255.0", "ip": "192.0.2.8", "id": "01:02",
     "domain": "example.org", "interfaces.source": "br0",
+    "devices.path": "/dev/block/8:0", "capabilities.keep": "chown",
+    "capabilities.drop": "mknod", "filesystems.mode": "0755", "window": "nightly",
+    "health.address": "192.0.2.5", "health.command": "--quick",
 }
 
 
