@@ -16,9 +16,10 @@ from reconciler.text import printable
 
 def register(sub: Any) -> None:
     p = sub.add_parser("import", help="write specs for existing objects on a host")
-    p.add_argument("--driver", required=True, help="lxc, libvirt or sim")
+    p.add_argument("--driver", required=True, help="lxc, libvirt, openvz, vserver, lxd or sim")
     p.add_argument("--uri", help="libvirt connection URI")
     p.add_argument("--lxcpath", help="LXC container directory")
+    p.add_argument("--lxd-remote", metavar="URL", help="LXD server or cluster (--driver lxd)")
     p.add_argument("--state-dir")
     p.add_argument("--config")
     p.add_argument("--max-removal-share", type=float)

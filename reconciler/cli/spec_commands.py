@@ -28,6 +28,9 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="source_format", choices=("spec", *NATIVE_SOURCES),
                    default="spec", help="what FILE is: a spec (default) or a native config; "
                    "lines a native config has and the spec does not are warnings on stderr")
+    p.add_argument("--openvz-version", choices=("legacy", "3", "7"), default="legacy",
+                   help="with --from openvz: the vzctl whose rules read the file (legacy "
+                   "3.x/4.x, or OpenVZ 7: which duplicate line wins, what is ignored)")
     p.add_argument("--strict", action="store_true",
                    help="a native line left out of the spec is an error (exit 1, no output)")
     p.set_defaults(func=cmd_convert)
@@ -85,14 +88,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
         from reconciler.cli.native import convert_native
 
         try:
-            converted = convert_native(args.source_format, path)
+            converted = convert_native(args.source_format, path,
+                                       openvz_version=args.openvz_version)
         except SpecError as exc:
             print(exc, file=sys.stderr)
             return 1
         for note in converted.not_converted:
             print(printable(note.report("error" if args.strict else "warning")),
                   file=sys.stderr)
-        if args.strict and converted.not_converted:
+        for where, why in converted.warnings:
+            print(printable(f"{where}: {'error' if args.strict else 'warning'}: {why}"),
+                  file=sys.stderr)
+        if args.strict and (converted.not_converted or converted.warnings):
             return 1
         objects = converted.objects
     else:

@@ -6,7 +6,8 @@ enforce the vCPU count, so a new count only needs the definition; QEMU's <vcpu> 
 running guest can change). Fields libvirt has no element for live only in our metadata, so
 changing one is a define: live. A new uuid or type is a new domain, and so is a new root the
 driver built from a template (it is the guest's own storage); other mounts change at the next
-start.
+start. Block I/O tuning and capabilities take effect at the next start (the driver pushes only
+memory and CPU tunables into a running domain).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.rules.base import Refusal, Technology, UpdateClass
+from reconciler.rules.lxd import single_host
 
 # the roots the driver can build itself for hypervisors that cannot build from templates
 BUILT_TEMPLATES = frozenset({"busybox", "empty"})
@@ -42,7 +44,63 @@ def _root_change(old_root: Any, new_root: Any) -> UpdateClass:
     return "recreate" if owned else "restart"
 
 
+# the capabilities libvirt's <features><capabilities> names (domaincommon.rng)
+LIBVIRT_CAPABILITIES = frozenset({
+    "audit_control", "audit_write", "block_suspend", "chown", "dac_override", "dac_read_search",
+    "fowner", "fsetid", "ipc_lock", "ipc_owner", "kill", "lease", "linux_immutable",
+    "mac_admin", "mac_override", "mknod", "net_admin", "net_bind_service", "net_broadcast",
+    "net_raw", "setgid", "setfcap", "setpcap", "setuid", "sys_admin", "sys_boot", "sys_chroot",
+    "sys_module", "sys_nice", "sys_pacct", "sys_ptrace", "sys_rawio", "sys_resource",
+    "sys_time", "sys_tty_config", "syslog", "wake_alarm"})
+# hypervisors that apply <blkiotune> (the others keep it in the definition and ignore it)
+_BLKIO = frozenset({"lxc", "qemu", "test"})
+
+
 def _check(spec: dict[str, Any], tech: Technology) -> list[Refusal]:
+    scheme = tech.name.removeprefix("libvirt-")
+    out = _check_nics(spec.get("interfaces", ()), scheme) + single_host(spec)
+    out += _check_container_features(spec, scheme)
+    for index, fs in enumerate(spec.get("filesystems", ())):
+        if fs.get("mode") is not None:
+            out.append(Refusal(f"filesystems.{index}.mode", "libvirt's ram filesystem has no "
+                               "mode (its tmpfs gets the default, 1777)"))
+    return out + _check_templates(spec, tech)
+
+
+def _check_nics(nics: Any, scheme: str) -> list[Refusal]:
+    out = []
+    for index, nic in enumerate(nics):
+        kind = nic.get("type")
+        if kind == "vlan":
+            out.append(Refusal(f"interfaces.{index}.type", "libvirt cannot make a VLAN device "
+                               "for a guest; create it on the host (ip link add link PARENT "
+                               "name PARENT.ID type vlan id ID) and move it in as a hostdev "
+                               "interface"))
+        elif kind in ("empty", "none") and scheme != "lxc":
+            out.append(Refusal(f"interfaces.{index}.type", f"a {kind} interface is a container's "
+                               "network namespace; only libvirt's LXC driver has one"))
+    return out
+
+
+def _check_container_features(spec: dict[str, Any], scheme: str) -> list[Refusal]:
+    out = []
+    caps = spec.get("capabilities") or {}
+    if caps and scheme != "lxc":
+        out.append(Refusal("capabilities", "a capability bounding set is a container setting; "
+                           "only libvirt's LXC driver applies one"))
+    elif caps:
+        named = {*caps.get("keep", ()), *caps.get("drop", ())}
+        unknown = sorted(named - LIBVIRT_CAPABILITIES)
+        if unknown:
+            out.append(Refusal("capabilities", f"libvirt cannot name {', '.join(unknown)} in "
+                               "<capabilities>"))
+    if spec.get("blkiotune") and scheme not in _BLKIO:
+        out.append(Refusal("blkiotune", f"libvirt's {scheme} driver does not apply "
+                           "<blkiotune>"))
+    return out
+
+
+def _check_templates(spec: dict[str, Any], tech: Technology) -> list[Refusal]:
     out: list[Refusal] = []
     if tech.templates is None:
         return out

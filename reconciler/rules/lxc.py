@@ -1,20 +1,27 @@
 """LXC through its own tools (the `lxc` driver): reference native-formats §3.
 
 LXC reads a container's config only at start, so nearly every change needs a restart. Live:
-cgroup limits (lxc-cgroup: memory, memtune, every cpu setting, cpu.count through the cpuset),
-autostart and start order (only lxc-autostart reads them) and DNS (a file in the root the
-driver built). A new root filesystem, the type or the id map mean a new container.
+cgroup limits (lxc-cgroup: memory, memtune, every cpu setting, cpu.count through the cpuset,
+block I/O weights and throttles), autostart and start order (only lxc-autostart reads them)
+and DNS (a file in the root the driver built). Capabilities (the bounding set is fixed when
+init starts) and NICs need a restart. A new root filesystem, the type or the id map mean a
+new container.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reconciler.model.units import parse_size
 from reconciler.rules.base import Refusal, Technology, UpdateClass
+from reconciler.rules.lxd import single_host
 
 # model NIC type -> lxc.net.N.type
-NIC_TYPES = {"bridge": "veth", "routed": "veth", "direct": "macvlan", "hostdev": "phys"}
+NIC_TYPES = {"bridge": "veth", "routed": "veth", "direct": "macvlan", "vlan": "vlan",
+             "hostdev": "phys", "empty": "empty", "none": "none"}
+# LXC's cgroup keys name a block device by number: the model's path must say it
+BLOCK_DEVICE = re.compile(r"/dev/block/([0-9]{1,10}):([0-9]{1,10})\Z")
 _NOT_LXC = ("id", "uuid", "current_memory", "limits", "quota", "scheduler", "os", "xml",
             "devices_xml")
 _DEFAULT_ROUTES = ("0.0.0.0", "::")  # noqa: S104 - route destinations, not a bind
@@ -72,7 +79,7 @@ def template_option_refusal(option: str) -> str | None:
 
 
 def _check(spec: dict[str, Any], tech: Technology) -> list[Refusal]:
-    out = not_expressible(spec, tech)
+    out = not_expressible(spec, tech) + single_host(spec)
     if not any(fs.get("target") == "/" for fs in spec.get("filesystems", ())):
         out.append(Refusal("filesystems", "an LXC container needs a root filesystem, e.g. "
                            "{type: template, name: busybox, target: /}"))
@@ -95,7 +102,29 @@ def not_expressible(spec: dict[str, Any], tech: Technology) -> list[Refusal]:
     out += _check_init(spec.get("init") or {})
     out += _check_filesystems(spec, tech)
     out += _check_interfaces(spec.get("interfaces", ()))
+    out += _check_blkio(spec.get("blkiotune") or {})
+    out += _check_capabilities(spec.get("capabilities") or {})
+    if spec.get("idmap") and any(nic.get("type") == "none" for nic in spec.get("interfaces", ())):
+        out.append(Refusal("interfaces.0.type", "LXC cannot give an unprivileged container (one "
+                           "with an idmap) the host's network: it could not mount sysfs"))
     return out
+
+
+def _check_blkio(blkio: dict[str, Any]) -> list[Refusal]:
+    return [Refusal(f"blkiotune.devices.{i}.path", f"{device.get('path')}: LXC's cgroup keys "
+                    "name a block device by number; write /dev/block/MAJ:MIN (ls -l on the "
+                    "device shows both)")
+            for i, device in enumerate(blkio.get("devices", ()))
+            if not BLOCK_DEVICE.match(str(device.get("path")))]
+
+
+def _check_capabilities(caps: dict[str, Any]) -> list[Refusal]:
+    """LXC's own set is every capability less what its included configs drop: a spec can drop
+    more from it (lxc.cap.drop), never add one back."""
+    if caps.get("keep") and caps.get("policy", "default") == "default":
+        return [Refusal("capabilities.keep", "LXC cannot add a capability to its own set; use "
+                        "policy deny with keep (lxc.cap.keep), or allow with drop")]
+    return []
 
 
 def _check_init(init: dict[str, Any]) -> list[Refusal]:
@@ -183,6 +212,8 @@ def _root_change(old_root: Any, new_root: Any) -> UpdateClass:
 
 LXC = Technology(
     name="lxc", types=frozenset({"lxc"}),
-    live=frozenset({"memory", "autostart", "start_order", "memtune.*", "cpu.*", "dns.*"}),
+    live=frozenset({"memory", "autostart", "start_order", "memtune.*", "cpu.*", "dns.*",
+                    "blkiotune"}),
     recreate=frozenset({"type", "idmap", "filesystems"}),
-    mounts="restart", root_change=_root_change, check=_check, templates=DEFAULT_TEMPLATES)
+    mounts="restart", root_change=_root_change, check=_check, templates=DEFAULT_TEMPLATES,
+    guest_exec=True)  # lxc-attach

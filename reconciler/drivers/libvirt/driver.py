@@ -322,6 +322,13 @@ class LibvirtDriver(Driver):
     def erases(self, live: LiveObject) -> tuple[str, ...]:
         return tuple(self.ledger.erasable(live.ref.name)) if live.ref.kind == "Domain" else ()
 
+    def boot_id(self, live: LiveObject) -> str | None:
+        """A running domain's id: libvirt gives it a new one at each start."""
+        if live.ref.kind != "Domain" or live.state != "running":
+            return None
+        found = self._on(live.ref, "boot", lambda d: d.ID(), missing=lambda: -1)
+        return str(found) if isinstance(found, int) and found >= 0 else None
+
     # ------------------------------------------------------------------ execute
     def handlers(self) -> dict[tuple[str, StepKind], Handler]:
         return {

@@ -15,9 +15,13 @@
     purge     lxc-destroy, or removal of the kept rootfs when the config is already gone
 
 Update classes follow LXC itself (reference native-formats §3.6): LXC reads the config only
-at start, so everything needs a restart except cgroup limits (lxc-cgroup, live), autostart
-and start order (only lxc-autostart reads them) and DNS (a file in the rootfs). The root
-filesystem and idmap mean a new guest (recreate).
+at start, so everything needs a restart (capabilities and NICs included) except cgroup limits
+(lxc-cgroup, live: memory, CPU, block I/O weights and throttles), autostart and start order
+(only lxc-autostart reads them) and DNS (a file in the rootfs). The root filesystem and idmap
+mean a new guest (recreate).
+
+`import_specs` reports what it skips and why, and every config line a spec leaves out, as
+`convert` does (`reading.read_config`, one reading for both).
 """
 
 from __future__ import annotations
@@ -34,8 +38,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from reconciler.drivers.base import (
     OWNER,
     Capabilities,
@@ -43,11 +45,13 @@ from reconciler.drivers.base import (
     Handler,
     ImportResult,
     LiveObject,
+    NameLocks,
+    NotConverted,
     Stamp,
     Step,
     StepKind,
 )
-from reconciler.drivers.lxc import rootfs
+from reconciler.drivers.lxc import blkio, rootfs
 from reconciler.drivers.lxc.config import LxcConfig
 from reconciler.drivers.lxc.mapping import (
     CgroupLayout,
@@ -59,6 +63,7 @@ from reconciler.drivers.lxc.mapping import (
     unsupported,
     write_spec,
 )
+from reconciler.drivers.lxc.reading import read_config, validated
 from reconciler.drivers.lxc.tools import (
     RUNNING_STATES,
     Running,
@@ -68,11 +73,11 @@ from reconciler.drivers.lxc.tools import (
     parse_names,
     parse_template_comment,
 )
+from reconciler.drivers.observed import importable
 from reconciler.drivers.text import lines, words
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.fsio import write_atomic
-from reconciler.model import Domain, canonical
-from reconciler.model.fields import POLICY_FIELDS, Ref, flatten, root_of
+from reconciler.model.fields import Ref, flatten, root_of
 from reconciler.rules import Technology
 from reconciler.rules.lxc import LXC, READS_HOST_INPUT, template_option_refusal
 
@@ -112,8 +117,7 @@ class LxcDriver(Driver):
             raise ConfigError("lxc: stop_timeout and start_timeout are seconds") from None
         self.tools = Tools(self.lxcpath, timeout=float(tool_timeout))
         self._layout: CgroupLayout | None = None
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._name_locks = NameLocks()
         self._listing: Running | None = None  # an lxc-ls started by prepare_observe
 
     # ================================================================= reading
@@ -186,21 +190,35 @@ class LxcDriver(Driver):
         inside = rootfs.startswith(str(cdir) + os.sep)
         return (rootfs, str(cdir)) if inside else (str(cdir),)
 
+    def boot_id(self, live: LiveObject) -> str | None:
+        """The container's init: its pid (`lxc-info -pH`) and its start time in the host's
+        /proc (a pid can come back; the pair cannot)."""
+        if live.state != "running":
+            return None
+        result = self.tools.run("lxc-info", live.ref.name, ["-pH"], check=False)
+        pid = result.out.strip() if result.rc == 0 else ""
+        if not pid.isdigit():
+            return None
+        stat = self._read_text(Path(f"/proc/{pid}/stat")) or ""
+        # the command name may hold blanks and parentheses: fields count after its last ")"
+        fields = stat.rpartition(")")[2].split()
+        return f"{pid}@{fields[19]}" if len(fields) > 19 else None
+
+    def run_in_guest(self, ref: Ref, argv: tuple[str, ...], timeout: float) -> int:
+        """`lxc-attach --clear-env -- argv...`: no shell, and none of the agent's environment
+        taken into the guest."""
+        if self.tools.state(ref.name) not in RUNNING_STATES:
+            raise PermanentError(f"{ref} is not running")
+        return self.tools.attach(ref.name, ["--clear-env", "--", *argv], timeout=timeout).rc
+
     # ================================================================= writing
     def handlers(self) -> dict[tuple[str, StepKind], Handler]:
         run: dict[StepKind, Callable[[Step, str], None]] = {
             "provision": self._do_provision, "define": self._do_define,
             "update": self._do_update, "start": self._do_start, "stop": self._do_stop,
             "undefine": self._do_undefine, "purge": self._do_purge}
-        return {("Domain", kind): self._one_at_a_time(fn) for kind, fn in run.items()}
-
-    def _one_at_a_time(self, run: Callable[[Step, str], None]) -> Handler:
-        """Steps on one container never overlap (the agent and a retry may race)."""
-        def handler(step: Step) -> None:
-            name = check_name(step.ref.name)
-            with self._lock(name):
-                run(step, name)
-        return handler
+        return {("Domain", kind): self._name_locks.serialized(fn, check_name)
+                for kind, fn in run.items()}
 
     def _do_provision(self, step: Step, name: str) -> None:
         """Build the container in a staging lxcpath, write its whole config and our sidecar
@@ -323,6 +341,9 @@ class LxcDriver(Driver):
             raise PermanentError(f"{step.ref} is not defined")
         if stamp is None or stamp.owner != OWNER:
             raise PermanentError(f"{step.ref} is not managed by reconciler; leaving it alone")
+        problems = unsupported(spec)  # before lxc-cgroup sees a value (the plan refused these)
+        if problems:
+            raise PermanentError(f"{step.ref}: cannot express on LXC: " + "; ".join(problems))
         if step.live and self.tools.state(name) in RUNNING_STATES:
             # the running cgroup first: if it refuses (a limit below current use), the config
             # keeps the old value, so the next pass sees the difference and tries again
@@ -330,8 +351,12 @@ class LxcDriver(Driver):
             touched = {f for f in managed
                        if f in step.fields or f.split(".")[0] in step.fields} or managed
             online = (self._read_text(Path("/sys/devices/system/cpu/online")) or "0").strip()
-            self._push_cgroups(name, cgroup_live(flatten(spec), touched, self._cgroups(),
-                                                 online))
+            layout = self._cgroups()
+            values = cgroup_live(flatten(spec), touched, layout, online)
+            if "blkiotune" in touched:
+                values += blkio.live(spec.get("blkiotune"), (stamp.spec or {}).get("blkiotune"),
+                                     *layout.blkio)
+            self._push_cgroups(name, values)
         self._write_config(step, name, text, sidecar, stamp)
 
     def _push_cgroups(self, name: str, values: list[tuple[str, str]]) -> None:
@@ -456,29 +481,46 @@ class LxcDriver(Driver):
 
         Like `terraform import`, importing adopts: each container without a stamp gets one
         holding exactly the spec returned, so the next plan over the written files is empty
-        and the containers are managed from then on. Containers stamped by another owner are
-        skipped. `out`/`format` name the file each spec is written to, recorded as the stamp's
-        source (so a broken file holds the object instead of removing it)."""
+        and the containers are managed from then on. Containers stamped by another owner, and
+        directories whose name is not a valid spec name, are skipped with the reason; each
+        config line a spec leaves out is reported with its line (`not_converted`), as
+        `convert` reports it. `out`/`format` name the file each spec is written to, recorded
+        as the stamp's source (so a broken file holds the object instead of removing it)."""
         wanted = set(names) if names else None
-        found = ImportResult([])
-        for obj in self.observe():
-            if wanted is not None and obj.ref.name not in wanted:
-                continue
-            if obj.stamp is not None and not obj.owned:
-                found.skipped.append((str(obj.ref), f"owned by {obj.stamp.owner!r}"))
-                continue
-            spec = dict(obj.spec)
-            if obj.state == "stopped":
-                spec["state"] = "stopped"
-            if obj.owned and obj.last_applied:
-                spec.update({k: v for k, v in obj.last_applied.items() if k in POLICY_FIELDS})
-            spec, _ = validated({**spec})
+        found = ImportResult([], skipped=self._unnamed(wanted))
+        for obj, raw in importable(self.observe(), wanted, found):
+            spec, _ = validated(raw)
             found.specs.append({"kind": "Domain", **spec})
+            found.not_converted.extend(self._left_out(obj))
             if adopt and not obj.owned:
                 source = os.path.abspath(os.path.join(out, f"{obj.ref.name}.{format}")) \
                     if out else None
                 self._adopt(obj.ref.name, spec, source)
         return found
+
+    def _left_out(self, obj: LiveObject) -> list[NotConverted]:
+        """The lines of a container's config its spec does not carry."""
+        name = obj.ref.name
+        path = self._dir(name) / "config"
+        text = self._read_text(path) or ""
+        sidecar = self._read_sidecar(name) if obj.owned else None
+        reading = read_config(text, self._context(name, text, sidecar), obj.last_applied)
+        return reading.notes(str(path))
+
+    def _unnamed(self, wanted: set[str] | None) -> list[tuple[str, str]]:
+        """Container directories observe passes over: their name is not one a spec can have."""
+        out = []
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.scandir(self.lxcpath), key=lambda e: e.name):
+                if entry.name == STAGING or (wanted is not None and entry.name not in wanted):
+                    continue
+                try:
+                    check_name(entry.name)
+                except PermanentError:
+                    if os.path.isfile(os.path.join(entry.path, "config")):
+                        out.append((f"domain/{entry.name}", "its name is not one a spec can "
+                                    "have (1-64 letters, digits, '_', '.' or '-', no '..')"))
+        return out
 
     def _adopt(self, name: str, spec: dict[str, Any], source: str | None) -> None:
         with self._lock(name):
@@ -530,18 +572,20 @@ class LxcDriver(Driver):
     def _cgroups(self) -> CgroupLayout:
         if self._layout is None:
             mounts = self._read_text(Path("/proc/self/mounts")) or ""
-            unified = ""
+            unified: str | None = None
+            cfq = False
             for line in lines(mounts):
                 parts = words(line)
-                if len(parts) > 2 and parts[2] == "cgroup2":
+                if len(parts) > 3 and parts[2] == "cgroup2" and unified is None:
                     unified = self._read_text(Path(parts[1]) / "cgroup.controllers") or ""
-                    break
-            self._layout = parse_cgroup_layout(mounts, unified)
+                elif len(parts) > 3 and parts[2] == "cgroup" and \
+                        "blkio" in parts[3].split(","):
+                    cfq = os.path.exists(os.path.join(parts[1], "blkio.weight"))
+            self._layout = replace(parse_cgroup_layout(mounts, unified or ""), cfq=cfq)
         return self._layout
 
     def _lock(self, name: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(name, threading.Lock())
+        return self._name_locks.lock(name)
 
     def _owned(self, name: str) -> bool:
         stamp = Stamp.from_json(self._read_sidecar(name))
@@ -587,30 +631,3 @@ class LxcDriver(Driver):
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def validated(raw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """The canonical form of an observed spec. A value the model refuses (a hand-written
-    hostname with an underscore, say) is left out and reported, instead of hiding the whole
-    container from the engine."""
-    raw = dict(raw)
-    dropped: set[str] = set()
-    for _ in range(12):
-        try:
-            spec = canonical(Domain.model_validate(raw))
-        except ValidationError as exc:
-            fields = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
-            fields -= {"name", "type"}
-            if not fields:  # a whole-object rule: the likeliest culprits, one at a time
-                fields = {next((f for f in ("filesystems", "memory", "memtune", "cpu", "init")
-                                if f in raw), "")}
-            if fields == {""}:
-                raise PermanentError(f"cannot read container {raw.get('name')}: {exc}"
-                                     ) from None
-            for f in fields:
-                raw.pop(f, None)
-            dropped |= fields
-            continue
-        spec.pop("kind", None)
-        return spec, dropped
-    raise PermanentError(f"cannot read container {raw.get('name')}")

@@ -139,6 +139,10 @@ class LxcConfig:
         values = self._values(key)
         return values[-1] if values else None
 
+    def values(self, key: str) -> list[str]:
+        """Every value of `key` as written, empty ones included (a list key's clears)."""
+        return list(self._values(key))
+
     def get_all(self, key: str) -> list[str]:
         """A list key: every value in order; an empty value clears what came before."""
         out: list[str] = []
@@ -167,7 +171,10 @@ class LxcConfig:
         return first
 
     def insert(self, index: int | None, pairs: Iterable[tuple[str, str]]) -> None:
-        new = [format_line(k, v) for k, v in pairs]
+        self.insert_lines(index, [format_line(k, v) for k, v in pairs])
+
+    def insert_lines(self, index: int | None, new: list[Line]) -> None:
+        """Lines (made by `format_line`, or kept from this file) at `index` (None: the end)."""
         at = len(self.lines) if index is None else index
         self.lines = [*self.lines[:at], *new, *self.lines[at:]]
 
@@ -191,20 +198,28 @@ class LxcConfig:
         self.insert(index, [(key, v) for v in values])
 
 
-# pre-2.1 keys LXC 3+ refuses, and their successors (lxc-update-config does the same rewrite)
+# pre-2.1 keys LXC 3+ refuses, and their successors (the renames lxc-update-config makes)
 _LEGACY = {"lxc.utsname": "lxc.uts.name", "lxc.rootfs": "lxc.rootfs.path",
            "lxc.tty": "lxc.tty.max", "lxc.pts": "lxc.pty.max", "lxc.id_map": "lxc.idmap",
            "lxc.init_cmd": "lxc.init.cmd", "lxc.init_uid": "lxc.init.uid",
            "lxc.init_gid": "lxc.init.gid", "lxc.mount": "lxc.mount.fstab",
-           "lxc.aa_profile": "lxc.apparmor.profile", "lxc.haltsignal": "lxc.signal.halt",
-           "lxc.rebootsignal": "lxc.signal.reboot", "lxc.stopsignal": "lxc.signal.stop",
-           "lxc.logfile": "lxc.log.file", "lxc.loglevel": "lxc.log.level"}
+           "lxc.aa_profile": "lxc.apparmor.profile",
+           "lxc.aa_allow_incomplete": "lxc.apparmor.allow_incomplete",
+           "lxc.se_context": "lxc.selinux.context", "lxc.seccomp": "lxc.seccomp.profile",
+           "lxc.console": "lxc.console.path", "lxc.devttydir": "lxc.tty.dir",
+           "lxc.haltsignal": "lxc.signal.halt", "lxc.rebootsignal": "lxc.signal.reboot",
+           "lxc.stopsignal": "lxc.signal.stop", "lxc.syslog": "lxc.log.syslog",
+           "lxc.logfile": "lxc.log.file", "lxc.loglevel": "lxc.log.level",
+           "lxc.network": "lxc.net"}
+_LEGACY_PREFIXES = (("lxc.limit.", "lxc.prlimit."),)
 _LEGACY_NET = {"ipv4": "ipv4.address", "ipv6": "ipv6.address", "pair": "veth.pair"}
+_INDEXED_NET = re.compile(r"lxc\.network\.([0-9]+)\.(.+)\Z")
 
 
 def modernised(cfg: LxcConfig) -> LxcConfig:
-    """A copy with legacy keys renamed: `lxc.network.*` blocks become `lxc.net.N.*` (each
-    `lxc.network.type` starts a new interface), `lxc.utsname` becomes `lxc.uts.name`..."""
+    """A copy with legacy keys renamed, line for line: `lxc.network.*` blocks become
+    `lxc.net.N.*` (each `lxc.network.type` starts a new interface; `lxc.network.N.*` keeps its
+    N), `lxc.utsname` becomes `lxc.uts.name`, `lxc.limit.*` `lxc.prlimit.*`..."""
     out: list[Line] = []
     index = -1
     for line in cfg.lines:
@@ -212,14 +227,20 @@ def modernised(cfg: LxcConfig) -> LxcConfig:
             out.append(line)
             continue
         key = line.key
-        if key.startswith("lxc.network."):
+        indexed = _INDEXED_NET.match(key)
+        if indexed:
+            sub = indexed.group(2)
+            key = f"lxc.net.{indexed.group(1)}.{_LEGACY_NET.get(sub, sub)}"
+        elif key.startswith("lxc.network."):
             sub = key[len("lxc.network."):]
             if sub == "type":
                 index += 1
-            if index < 0:
-                index = 0
+            index = max(index, 0)
             key = f"lxc.net.{index}.{_LEGACY_NET.get(sub, sub)}"
         else:
             key = _LEGACY.get(key, key)
-        out.append(line if key == line.key else format_line(key, line.value))
+            for old, new in _LEGACY_PREFIXES:
+                if key.startswith(old):
+                    key = new + key[len(old):]
+        out.append(line if key == line.key else Line(line.text, key, line.value))
     return LxcConfig(out)

@@ -1,8 +1,10 @@
 """A native LXC config as a spec, for `reconciler convert FILE --from lxc`.
 
-The reading is the driver's own (its parser and mapping are pure), so a converted file and an
-imported container come out the same way. A key the spec does not carry is reported with its
-line (`NotConverted`), never dropped without a word.
+The reading is the driver's own (`reading.read_config`, pure), so a converted file and an
+imported container come out the same way. Every key line the spec does not carry is reported
+with its line and why (`NotConverted`), never dropped without a word; only what LXC's templates
+write to run init (halt signals, autodev, pseudo-filesystem mounts, ...) and values that mean
+the default are left out silently.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.drivers.base import NotConverted
-from reconciler.drivers.lxc import validated
 from reconciler.drivers.lxc.config import LxcConfig, modernised
-from reconciler.drivers.lxc.mapping import CgroupLayout, Context, read_spec
+from reconciler.drivers.lxc.mapping import CgroupLayout, Context
+from reconciler.drivers.lxc.reading import read_config
 from reconciler.drivers.lxc.tools import parse_template_comment
 from reconciler.errors import Location, PermanentError, SpecError
 from reconciler.fsio import read_regular
@@ -53,12 +55,10 @@ def convert_file(path: Path | str) -> tuple[dict[str, Any], list[NotConverted]]:
     ctx = Context(name=name, lxcpath=lxcpath, layout=CgroupLayout(), template=template,
                   template_options=options)
     try:
-        spec, dropped = validated(read_spec(cfg, ctx))
+        reading = read_config(text, ctx)
     except PermanentError as exc:
         raise SpecError(str(exc), where) from None
-    notes = [NotConverted(str(path), 1, field, "", "the model refuses the value read")
-             for field in sorted(dropped)]
-    return {"kind": "Domain", **spec}, notes
+    return {"kind": "Domain", **reading.spec}, reading.notes(str(path))
 
 
 def _name_for(path: Path, cfg: LxcConfig) -> str | None:

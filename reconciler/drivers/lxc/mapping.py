@@ -10,25 +10,31 @@ Where libvirt's `lxc-tools` converter (src/lxc/lxc_native.c) maps the same key, 
 veth+link -> bridge, veth without link -> routed, macvlan -> direct, phys -> hostdev, tmpfs
 mount entries with `size=` -> ram, `/dev/` sources -> block, `ro` -> readonly, `lxc.tty.max`
 -> consoles, `lxc.idmap` -> idmap, `lxc.cgroup.memory.*` -> memory/memtune, cpu.shares/cfs ->
-cpu. Two deliberate differences: idmap fields follow LXC's documented order (container id,
-host id, count -> start, target, count; the converter swaps them), and cgroup v2 `cpu.weight`
-is converted from shares with the kernel/systemd formula (libvirt passes the number through).
+cpu, `lxc.cgroup.blkio.*` -> blkiotune (`blkio.py`), `lxc.cap.drop` -> capabilities. The NIC
+keys are `nics.py`'s, the capability keys `capabilities.py`'s. Deliberate differences: idmap
+fields follow LXC's documented order (container id, host id, count -> start, target, count;
+the converter swaps them); cgroup v2 `cpu.weight` is converted from shares with the
+kernel/systemd formula (libvirt passes the number through); a plain `lxc.cap.drop` is policy
+`default` (LXC's own set less these), not `allow`, since included configs drop more; a tmpfs
+entry's `mode=` is kept (the model's ram filesystem has one); a vlan NIC is the model's vlan
+NIC, not a hostdev of an existing `PARENT.ID` device.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.drivers.lxc.config import LxcConfig
+from reconciler.drivers.lxc import blkio, capabilities, nics
+from reconciler.drivers.lxc.config import Line, LxcConfig, format_line
+from reconciler.drivers.lxc.provenance import NORMALISED, Provenance
 from reconciler.drivers.text import lines, unescape_octal, words
 from reconciler.errors import PermanentError
 from reconciler.model.fields import flatten
 from reconciler.model.units import format_size, parse_size
-from reconciler.rules.lxc import LXC, NIC_TYPES, family, gateways, not_expressible
+from reconciler.rules.lxc import LXC, not_expressible
 
 # ---------------------------------------------------------------------------- cgroups
 
@@ -42,6 +48,7 @@ class CgroupLayout:
 
     v1: frozenset[str] = frozenset()
     v2: frozenset[str] = frozenset()
+    cfq: bool = False  # a kernel before 5.0: the v1 blkio weight is CFQ's, not BFQ's
 
     def version(self, controller: str) -> int:
         if controller in self.v1:
@@ -49,6 +56,12 @@ class CgroupLayout:
         if controller in self.v2 or not self.v1:
             return 2
         return 1
+
+    @property
+    def blkio(self) -> tuple[int, str]:
+        """(cgroup version, weight file) of block I/O: v1 `blkio`, v2 `io`."""
+        version = 1 if "blkio" in self.v1 else self.version("io")
+        return version, blkio.weight_file(version, self.cfq)
 
 
 # logical setting -> (controller, v1 file, v2 file)
@@ -146,7 +159,10 @@ class Context:
 
 _FSTAB_ESCAPES = {" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"}
 _BIND_OPTS = {"bind", "rbind", "ro", "rw", "defaults", "create=dir", "create=file"}
-_RAM_OPTS = {"rw", "defaults", "create=dir"}
+# a ram filesystem is a tmpfs with a size and maybe a mode; libvirt mounts its ram
+# filesystems nosuid and nodev, and so does this driver
+_RAM_OPTS = {"rw", "defaults", "create=dir", "nodev", "nosuid"}
+_RAM_WRITTEN = "nodev,nosuid,create=dir"
 
 
 def fstab_escape(path: str) -> str:
@@ -178,17 +194,23 @@ def mount_to_fs(entry: str, rootfs: str) -> dict[str, Any] | None:
             return None
         return _fs({"type": "mount", "source": source, "target": target, "readonly": readonly})
     if fstype == "tmpfs":
-        sizes = [o for o in options if o.startswith("size=")]
-        if len(sizes) != 1 or not (options - set(sizes)) <= _RAM_OPTS:
-            return None
-        try:
-            size = parse_bytes(sizes[0][5:])
-        except ValueError:
-            return None
-        if not size:
-            return None
-        return {"type": "ram", "target": target, "size": format_size(size)}
+        return _ram(target, options)
     return None
+
+
+def _ram(target: str, options: set[str]) -> dict[str, Any] | None:
+    sizes = [o for o in options if o.startswith("size=")]
+    modes = [o for o in options if o.startswith("mode=")]
+    if len(sizes) != 1 or len(modes) > 1 or not (options - {*sizes, *modes}) <= _RAM_OPTS:
+        return None
+    try:
+        size = parse_bytes(sizes[0][5:])
+    except ValueError:
+        return None
+    if not size or (modes and not re.fullmatch(r"[0-7]{3,4}", modes[0][5:])):
+        return None
+    fs = {"type": "ram", "target": target, "size": format_size(size)}
+    return {**fs, "mode": modes[0][5:].rjust(4, "0")} if modes else fs
 
 
 def _fs(item: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +228,8 @@ def fs_to_mount(fs: dict[str, Any], ctx: Context) -> str:
         opts = ",".join(["ro"] * ro + ["bind", create])
         return f"{fstab_escape(fs['source'])} {target} none {opts} 0 0"
     if kind == "ram":
-        return f"tmpfs {target} tmpfs size={parse_size(fs['size'])},create=dir 0 0"
+        mode = f",mode={fs['mode']}" if fs.get("mode") else ""
+        return f"tmpfs {target} tmpfs size={parse_size(fs['size'])}{mode},{_RAM_WRITTEN} 0 0"
     raise PermanentError(f"filesystem type {kind!r} is not supported by the lxc driver")
 
 
@@ -240,77 +263,22 @@ def read_root(cfg: LxcConfig, ctx: Context) -> dict[str, Any] | None:
     return None  # overlayfs:, loop:, lvm, zfs...: not something the model names
 
 
-def read_filesystems(cfg: LxcConfig, ctx: Context) -> list[dict[str, Any]]:
+def read_filesystems(cfg: LxcConfig, ctx: Context, marks: Provenance) -> list[dict[str, Any]]:
     out = []
     root = read_root(cfg, ctx)
     if root is not None:
         out.append(root)
+        marks.mark("filesystems", "lxc.rootfs.path")
+        if cfg.get("lxc.rootfs.managed") == "0" and root.get("type") != "template":
+            marks.mark(NORMALISED, "lxc.rootfs.managed")  # the driver's, for a host root
     for entry in cfg.get_all("lxc.mount.entry"):
         if entry in ctx.template_mounts:
+            marks.mark(NORMALISED, "lxc.mount.entry", entry)
             continue
         fs = mount_to_fs(entry, ctx.default_rootfs)
         if fs is not None:
             out.append(fs)
-    return out
-
-
-def _nic_indexes(cfg: LxcConfig) -> list[int]:
-    found = set()
-    for key in cfg.key_names():
-        match = re.match(r"^lxc\.net\.(\d+)\.", key)
-        if match:
-            found.add(int(match.group(1)))
-    return sorted(found)
-
-
-# modelled lxc.net.N.<sub> keys; the others (script.up, l2proxy...) are kept by index. A moved
-# host NIC (phys) keeps its own name, MAC and MTU in the model, so those stay as lines too.
-_NIC_KEYS = {"type", "link", "flags", "name", "hwaddr", "mtu", "ipv4.address", "ipv6.address",
-             "ipv4.gateway", "ipv6.gateway", "veth.pair", "veth.mode", "macvlan.mode"}
-_PHYS_KEYS = {"type", "link", "flags", "ipv4.address", "ipv6.address", "ipv4.gateway",
-              "ipv6.gateway"}
-
-
-def read_interfaces(cfg: LxcConfig) -> list[dict[str, Any]]:
-    out = []
-    for index in _nic_indexes(cfg):
-        p = f"lxc.net.{index}."
-        ntype = cfg.get(p + "type")
-        link = cfg.get(p + "link")
-        nic: dict[str, Any]
-        if ntype == "veth" and link and cfg.get(p + "veth.mode") != "router":
-            nic = {"type": "bridge", "source": link}
-        elif ntype == "veth":
-            nic = {"type": "routed"}
-        elif ntype == "macvlan" and link:
-            nic = {"type": "direct", "source": link}
-            if cfg.get(p + "macvlan.mode"):
-                nic["mode"] = cfg.get(p + "macvlan.mode")
-        elif ntype == "phys" and link:
-            nic = {"type": "hostdev", "source": link}
-        else:
-            continue  # none / empty / vlan / ipvlan: no model interface
-        phys = ntype == "phys"
-        if ntype == "veth" and cfg.get(p + "veth.pair"):
-            nic["host_dev"] = cfg.get(p + "veth.pair")
-        if cfg.get(p + "name") and not phys:
-            nic["guest_dev"] = cfg.get(p + "name")
-        if cfg.get(p + "hwaddr") and not phys:
-            nic["mac"] = str(cfg.get(p + "hwaddr")).lower()
-        if cfg.get(p + "mtu") and not phys:
-            nic["mtu"] = _int(cfg.get(p + "mtu"))
-        ips = [words(a)[0] for a in cfg.get_all(p + "ipv4.address") + cfg.get_all(
-            p + "ipv6.address") if words(a)]
-        if ips:
-            nic["ip"] = ips
-        gw4, gw6 = cfg.get(p + "ipv4.gateway"), cfg.get(p + "ipv6.gateway")
-        if gw4 or gw6:
-            nic["gateway"] = gw4 or gw6
-        if gw4 and gw6:
-            nic["routes"] = [{"address": "::", "prefix": 0, "gateway": gw6}]
-        if "up" not in words(cfg.get(p + "flags") or "") and not phys:
-            nic["link"] = "down"
-        out.append(nic)
+            marks.mark("filesystems", "lxc.mount.entry", entry)
     return out
 
 
@@ -321,30 +289,42 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def read_cgroup(cfg: LxcConfig, layout: CgroupLayout, setting: str) -> str | None:
-    """The configured value of a setting: the key for this host's cgroup version first."""
+def read_cgroup(cfg: LxcConfig, layout: CgroupLayout, setting: str) -> tuple[str, str] | None:
+    """(key, value) of a setting: the key for this host's cgroup version first."""
     key, _ = cgroup_key(layout, setting)
-    value = cfg.get(key)
-    if value is not None:
-        return value
-    for other in sorted(_all_cgroup_keys(setting) - {key}):
-        value = cfg.get(other)
+    for candidate in [key, *sorted(_all_cgroup_keys(setting) - {key})]:
+        value = cfg.get(candidate)
         if value is not None:
-            return value
+            return candidate, value
     return None
 
 
-def _read_memory(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
-    limit = _bytes_or_none(read_cgroup(cfg, ctx.layout, "mem.limit"))
-    soft = _bytes_or_none(read_cgroup(cfg, ctx.layout, "mem.soft"))
+def _read_bytes(cfg: LxcConfig, layout: CgroupLayout, setting: str, field: str,
+                marks: Provenance) -> int | None:
+    """A memory setting in bytes; unlimited (-1, max) is no setting."""
+    found = read_cgroup(cfg, layout, setting)
+    if found is None:
+        return None
+    key, text = found
+    value = _bytes_or_none(text)
+    if value is not None or text.strip().lower() in ("-1", "max"):
+        marks.mark(field if value is not None else NORMALISED, key)
+    return value
+
+
+def _read_memory(cfg: LxcConfig, ctx: Context, spec: dict[str, Any], marks: Provenance) -> None:
+    limit = _read_bytes(cfg, ctx.layout, "mem.limit", "memory", marks)
+    soft = _read_bytes(cfg, ctx.layout, "mem.soft", "memtune", marks)
     memsw = cfg.get("lxc.cgroup.memory.memsw.limit_in_bytes")  # memory + swap
     swap_only = cfg.get("lxc.cgroup2.memory.swap.max")         # swap alone
     swap = None
     if swap_only is not None and (ctx.layout.version("memory") == 2 or memsw is None):
         extra = _bytes_or_none(swap_only)
         swap = None if extra is None or limit is None else limit + extra
+        _mark_read(marks, "memtune", "lxc.cgroup2.memory.swap.max", swap_only, swap)
     elif memsw is not None:
         swap = _bytes_or_none(memsw)
+        _mark_read(marks, "memtune", "lxc.cgroup.memory.memsw.limit_in_bytes", memsw, swap)
     if limit is not None:
         spec["memory"] = format_size(limit)
     memtune = {}
@@ -356,6 +336,13 @@ def _read_memory(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
         spec["memtune"] = memtune
 
 
+def _mark_read(marks: Provenance, field: str, key: str, text: str, value: int | None) -> None:
+    if value is not None:
+        marks.mark(field, key)
+    elif text.strip().lower() in ("-1", "max"):
+        marks.mark(NORMALISED, key)
+
+
 def _bytes_or_none(value: str | None) -> int | None:
     if value is None:
         return None
@@ -365,28 +352,32 @@ def _bytes_or_none(value: str | None) -> int | None:
         return None
 
 
-def _read_cpu(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
+def _read_cpu(cfg: LxcConfig, ctx: Context, spec: dict[str, Any], marks: Provenance) -> None:
     cpu: dict[str, Any] = {}
     key, _ = cgroup_key(ctx.layout, "cpu.shares")
     shares = _int(cfg.get(key))
     if shares is not None:
         cpu["shares"] = weight_to_shares(shares) if key.startswith("lxc.cgroup2.") else shares
+        marks.mark("cpu", key)
     else:
         other = _int(cfg.get("lxc.cgroup.cpu.shares"))
         weight = _int(cfg.get("lxc.cgroup2.cpu.weight"))
         if other is not None:
             cpu["shares"] = other
+            marks.mark("cpu", "lxc.cgroup.cpu.shares")
         elif weight is not None:
             cpu["shares"] = weight_to_shares(weight)
-    cpuset = read_cgroup(cfg, ctx.layout, "cpuset")
-    if cpuset:
+            marks.mark("cpu", "lxc.cgroup2.cpu.weight")
+    found = read_cgroup(cfg, ctx.layout, "cpuset")
+    if found:
         try:
-            count = len(parse_cpuset(cpuset))
+            count = len(parse_cpuset(found[1]))
         except ValueError:
             count = 0
         if count:
-            cpu["cpuset"] = cpuset
+            cpu["cpuset"] = found[1]
             cpu["count"] = count
+            marks.mark("cpu", found[0])
     cpu_max = cfg.get("lxc.cgroup2.cpu.max")
     quota = _int(cfg.get("lxc.cgroup.cpu.cfs_quota_us"))
     period = _int(cfg.get("lxc.cgroup.cpu.cfs_period_us"))
@@ -394,6 +385,11 @@ def _read_cpu(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
         parts = words(cpu_max)
         quota = None if parts[0] == "max" else _int(parts[0])
         period = _int(parts[1]) if len(parts) > 1 else None
+        marks.mark("cpu", "lxc.cgroup2.cpu.max")
+    else:
+        for sub in ("cfs_quota_us", "cfs_period_us"):
+            if _int(cfg.get(f"lxc.cgroup.cpu.{sub}")) is not None:
+                marks.mark("cpu", f"lxc.cgroup.cpu.{sub}")
     if quota is not None and quota >= 0:
         cpu["quota"] = quota
     if period is not None:
@@ -402,30 +398,35 @@ def _read_cpu(cfg: LxcConfig, ctx: Context, spec: dict[str, Any]) -> None:
         spec["cpu"] = cpu
 
 
-def _read_init(cfg: LxcConfig, spec: dict[str, Any]) -> None:
+def _read_init(cfg: LxcConfig, spec: dict[str, Any], marks: Provenance) -> None:
     init: dict[str, Any] = {}
     cmd = words(cfg.get("lxc.init.cmd") or "")
     if cmd:
         init["cmd"] = cmd[0]
         if cmd[1:]:
             init["args"] = cmd[1:]
+        marks.mark("init", "lxc.init.cmd")
     env = {}
     for item in cfg.get_all("lxc.environment"):
         name, sep, value = item.partition("=")
         if sep:
             env[name.strip()] = value
+            marks.mark("init", "lxc.environment", item)
     if env:
         init["env"] = env
     if cfg.get("lxc.init.cwd"):
         init["dir"] = cfg.get("lxc.init.cwd")
+        marks.mark("init", "lxc.init.cwd")
     uid, gid = cfg.get("lxc.init.uid"), cfg.get("lxc.init.gid")
     if uid is not None and gid is not None:
         init["user"], init["group"] = uid, gid
+        marks.mark("init", "lxc.init.uid")
+        marks.mark("init", "lxc.init.gid")
     if init:
         spec["init"] = init
 
 
-def read_idmap(cfg: LxcConfig) -> list[dict[str, Any]]:
+def read_idmap(cfg: LxcConfig, marks: Provenance) -> list[dict[str, Any]]:
     out = []
     for item in cfg.get_all("lxc.idmap"):
         parts = words(item)
@@ -434,39 +435,58 @@ def read_idmap(cfg: LxcConfig) -> list[dict[str, Any]]:
             continue
         out.append({"kind": "uid" if parts[0] == "u" else "gid", "start": int(parts[1]),
                     "target": int(parts[2]), "count": int(parts[3])})
+        marks.mark("idmap", "lxc.idmap", item)
     return out
 
 
-def read_spec(cfg: LxcConfig, ctx: Context, last: dict[str, Any] | None = None,
-              resolv_conf: str | None = None) -> dict[str, Any]:
-    """The live config in the model's shape (not yet validated), normalised against the
-    last-applied spec where LXC spells a default differently from the user."""
-    spec: dict[str, Any] = {"name": ctx.name, "type": "lxc"}
-    if cfg.get("lxc.uts.name"):
-        spec["hostname"] = cfg.get("lxc.uts.name")
-    if cfg.get("lxc.arch"):
-        spec["arch"] = cfg.get("lxc.arch")
+def _read_identity(cfg: LxcConfig, spec: dict[str, Any], marks: Provenance) -> None:
+    for key, name in (("lxc.uts.name", "hostname"), ("lxc.arch", "arch")):
+        if cfg.get(key):
+            spec[name] = cfg.get(key)
+            marks.mark(name, key)
     auto = cfg.get("lxc.start.auto")
     if auto is not None and auto.strip() in ("0", "1"):
         spec["autostart"] = auto.strip() == "1"
+        marks.mark("autostart", "lxc.start.auto")
     order = _int(cfg.get("lxc.start.order"))
     if order is not None:
         spec["start_order"] = order
-    _read_memory(cfg, ctx, spec)
-    _read_cpu(cfg, ctx, spec)
-    _read_init(cfg, spec)
-    idmap = read_idmap(cfg)
-    if idmap:
-        spec["idmap"] = idmap
-    filesystems = read_filesystems(cfg, ctx)
-    if filesystems:
-        spec["filesystems"] = filesystems
-    interfaces = read_interfaces(cfg)
-    if interfaces:
-        spec["interfaces"] = interfaces
+        marks.mark("start_order", "lxc.start.order")
     ttys = _int(cfg.get("lxc.tty.max"))
     if ttys:
         spec["console"] = {"count": ttys}
+    if ttys is not None:
+        marks.mark("console" if ttys else NORMALISED, "lxc.tty.max")
+
+
+def read_spec(cfg: LxcConfig, ctx: Context, last: dict[str, Any] | None = None,
+              resolv_conf: str | None = None, marks: Provenance | None = None
+              ) -> dict[str, Any]:
+    """The live config in the model's shape (not yet validated), normalised against the
+    last-applied spec where LXC spells a default differently from the user. `marks` learns
+    which lines each field came from."""
+    marks = marks if marks is not None else Provenance()
+    spec: dict[str, Any] = {"name": ctx.name, "type": "lxc"}
+    _read_identity(cfg, spec, marks)
+    _read_memory(cfg, ctx, spec, marks)
+    _read_cpu(cfg, ctx, spec, marks)
+    version, _ = ctx.layout.blkio
+    tune = blkio.read(cfg, version, marks)
+    if tune:
+        spec["blkiotune"] = tune
+    _read_init(cfg, spec, marks)
+    caps = capabilities.read(cfg, marks)
+    if caps:
+        spec["capabilities"] = caps
+    idmap = read_idmap(cfg, marks)
+    if idmap:
+        spec["idmap"] = idmap
+    filesystems = read_filesystems(cfg, ctx, marks)
+    if filesystems:
+        spec["filesystems"] = filesystems
+    interfaces = nics.read(cfg, marks)
+    if interfaces:
+        spec["interfaces"] = interfaces
     if resolv_conf is not None:
         dns = parse_resolv_conf(resolv_conf)
         if dns:
@@ -562,66 +582,6 @@ def unsupported(spec: dict[str, Any]) -> list[str]:
 _ANY_TEMPLATE = replace(LXC, templates=None)
 
 
-def _ip_value(ip: str) -> str:
-    """`a.b.c.d/m` gets its broadcast address: without it LXC sets brd 0.0.0.255."""
-    if ":" in ip or "/" not in ip:
-        return ip
-    try:
-        net = ipaddress.ip_interface(ip).network
-    except ValueError:
-        return ip
-    if net.prefixlen >= 31:
-        return ip
-    return f"{ip} {net.broadcast_address}"
-
-
-def nic_pairs(index: int, nic: dict[str, Any]) -> list[tuple[str, str]]:
-    p = f"lxc.net.{index}."
-    kind = nic["type"]
-    out = [(p + "type", NIC_TYPES[kind])]
-    if kind in ("bridge", "direct", "hostdev"):
-        out.append((p + "link", nic["source"]))
-    if kind == "routed":
-        out.append((p + "veth.mode", "router"))
-    if kind == "direct" and nic.get("mode"):
-        out.append((p + "macvlan.mode", nic["mode"]))
-    if nic.get("link", "up") == "up":
-        out.append((p + "flags", "up"))
-    if nic.get("guest_dev"):
-        out.append((p + "name", nic["guest_dev"]))
-    if nic.get("host_dev"):
-        out.append((p + "veth.pair", nic["host_dev"]))
-    if nic.get("mac"):
-        out.append((p + "hwaddr", nic["mac"]))
-    if nic.get("mtu"):
-        out.append((p + "mtu", str(nic["mtu"])))
-    for ip in nic.get("ip", ()):
-        text = ip if isinstance(ip, str) else f"{ip['address']}/{ip['prefix']}"
-        out.append((p + f"{family(text)}.address", _ip_value(text)))
-    for fam, gateway in sorted((gateways(nic) or {}).items()):
-        out.append((p + f"{fam}.gateway", gateway))
-    return out
-
-
-def _write_interfaces(cfg: LxcConfig, nics: list[dict[str, Any]]) -> None:
-    old_types = {i: cfg.get(f"lxc.net.{i}.type") for i in _nic_indexes(cfg)}
-    kept: dict[int, list[tuple[str, str]]] = {}
-    for key, value in cfg.items():
-        match = re.match(r"^lxc\.net\.(\d+)\.(.+)$", key)
-        if not match:
-            continue
-        modelled = _PHYS_KEYS if old_types.get(int(match.group(1))) == "phys" else _NIC_KEYS
-        if match.group(2) not in modelled:
-            kept.setdefault(int(match.group(1)), []).append((match.group(2), value))
-    at = cfg.remove_where(lambda k: k.startswith("lxc.net."))
-    pairs: list[tuple[str, str]] = []
-    for i, nic in enumerate(nics):
-        pairs.extend(nic_pairs(i, nic))
-        if old_types.get(i) == NIC_TYPES.get(nic["type"]):  # same kind of NIC: keep extras
-            pairs.extend((f"lxc.net.{i}.{sub}", v) for sub, v in kept.get(i, ()))
-    cfg.insert(at, pairs)
-
-
 def _write_filesystems(cfg: LxcConfig, fss: list[dict[str, Any]], ctx: Context) -> None:
     root = next((fs for fs in fss if fs.get("target") == "/"), None)
     if root is not None:
@@ -637,9 +597,13 @@ def _write_filesystems(cfg: LxcConfig, fss: list[dict[str, Any]], ctx: Context) 
             inside = source.startswith(f"{ctx.lxcpath.rstrip('/')}/{ctx.name}/")
             # a host directory or device the user owns: lxc-destroy must never erase it
             cfg.set("lxc.rootfs.managed", None if inside else "0")
-    wanted = [fs_to_mount(fs, ctx) for fs in fss if fs.get("target") != "/"]
-    current_ours = [e for e in cfg.get_all("lxc.mount.entry") if _is_ours(e, ctx)]
-    if current_ours == wanted:
+    ours = [line for line in cfg.lines if line.key == "lxc.mount.entry" and
+            line.value is not None and _is_ours(line.value, ctx)]
+    # an entry that already says a wanted filesystem stays as it was written
+    written = {_fs_key(mount_to_fs(str(line.value), ctx.default_rootfs) or {}): line
+               for line in reversed(ours)}
+    wanted = [_written_or_new(written, fs, ctx) for fs in fss if fs.get("target") != "/"]
+    if [line.value for line in ours] == [line.value for line in wanted]:
         return
     at = None
     for i, line in enumerate(cfg.lines):
@@ -653,7 +617,19 @@ def _write_filesystems(cfg: LxcConfig, fss: list[dict[str, Any]], ctx: Context) 
         last = max((i for i, line in enumerate(cfg.lines) if line.key == "lxc.mount.entry"),
                    default=None)
         at = None if last is None else last + 1
-    cfg.insert(at, [("lxc.mount.entry", e) for e in wanted])
+    cfg.insert_lines(at, wanted)
+
+
+def _written_or_new(written: dict[tuple[tuple[str, str], ...], Line], fs: dict[str, Any],
+                    ctx: Context) -> Line:
+    key = _fs_key(fs)
+    return written.pop(key) if key in written else \
+        format_line("lxc.mount.entry", fs_to_mount(fs, ctx))
+
+
+def _fs_key(fs: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What a mount filesystem is, in whichever canonical spelling it comes."""
+    return tuple(sorted((k, str(v)) for k, v in _fs(fs).items() if k != "accessmode"))
 
 
 def _write_cgroups(cfg: LxcConfig, want: dict[str, Any], managed: set[str],
@@ -777,10 +753,14 @@ def write_spec(cfg: LxcConfig, desired: dict[str, Any], managed: set[str],
         cfg.set_all("lxc.idmap", [f"{'u' if m['kind'] == 'uid' else 'g'} {m['start']} "
                                   f"{m['target']} {m['count']}"
                                   for m in desired.get("idmap", ())])
+    if "blkiotune" in managed:
+        blkio.write(cfg, desired.get("blkiotune"), *ctx.layout.blkio)
+    if "capabilities" in managed:
+        capabilities.write(cfg, desired.get("capabilities"))
     if "filesystems" in managed:
         _write_filesystems(cfg, list(desired.get("filesystems", ())), ctx)
     if "interfaces" in managed:
-        _write_interfaces(cfg, list(desired.get("interfaces", ())))
+        nics.write(cfg, list(desired.get("interfaces", ())))
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -218,5 +218,6 @@ class Tools:
     def destroy(self, name: str) -> Result:
         return self.run("lxc-destroy", name, [], check=False)
 
-    def attach(self, name: str, argv: Sequence[str], timeout: float = 30) -> Result:
-        return self.run("lxc-attach", name, ["--", *argv], check=False, timeout=timeout)
+    def attach(self, name: str, args: Sequence[str], timeout: float = 30) -> Result:
+        """`lxc-attach` with `args` (its options, then `--` and the command)."""
+        return self.run("lxc-attach", name, args, check=False, timeout=timeout)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Bridge, HostWorld, run
+from lxc_support import Bridge, HostWorld, run
 
 from reconciler.drivers.base import Step
 from reconciler.model.fields import Ref

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import Bridge, HostWorld
+from lxc_support import Bridge, HostWorld
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

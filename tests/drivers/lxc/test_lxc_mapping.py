@@ -167,7 +167,8 @@ def test_handmade_config() -> None:
     assert live["filesystems"] == [
         {"source": "/srv/roots/web1", "target": "/"},
         {"source": "/srv/data", "target": "/srv/data"},
-        {"source": "/srv/static", "target": "/var/www", "readonly": True}]
+        {"source": "/srv/static", "target": "/var/www", "readonly": True},
+        {"type": "ram", "target": "/tmp", "size": "64MiB", "mode": "1777"}]
     assert live["interfaces"] == [
         {"type": "bridge", "source": "br0", "guest_dev": "eth0", "mac": "00:16:3e:12:34:56",
          "ip": ["192.0.2.10/24", "2001:db8::10/64"], "gateway": "192.0.2.1"},

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import yaml
-from conftest import HostWorld
+from lxc_support import HostWorld
 
 from reconciler.engine.config import Config
 from reconciler.engine.plan import Plan
@@ -43,6 +43,12 @@ def test_sim_plans_what_real_lxc_plans_for_each_edit(world: HostWorld) -> None:
                                   {"source": str(shared), "target": "/more"}]},
         "autostart": {"autostart": True},
         "init": {"init": {"cmd": "/boot/boot", "args": ["quiet"]}},
+        "blkiotune": {"blkiotune": {"weight": 300}},
+        "capabilities": {"capabilities": {"policy": "allow", "drop": ["net_raw"]}},
+        "empty network": {"interfaces": [{"type": "empty"}]},
+        "ram mode": {"filesystems": [*base["filesystems"],
+                                     {"type": "ram", "target": "/run", "size": "8MiB",
+                                      "mode": "0755"}]},
     }
     seen = {}
     for what, change in edits.items():
@@ -53,7 +59,9 @@ def test_sim_plans_what_real_lxc_plans_for_each_edit(world: HostWorld) -> None:
         seen[what] = on_real[1]
     assert seen == {"memory": "live", "cpu.count": "live", "cpu.shares": "live",
                     "hostname": "restart", "dns": "live", "mount": "restart",
-                    "autostart": "live", "init": "restart"}
+                    "autostart": "live", "init": "restart", "blkiotune": "live",
+                    "capabilities": "restart", "empty network": "restart",
+                    "ram mode": "restart"}
 
 
 def test_a_setting_lxc_cannot_have_is_refused_in_the_plan_and_others_apply(
