@@ -1,0 +1,161 @@
+"""The lxd driver on a real LXD daemon, each figure next to its floor measured in the same run.
+
+    python bench/lxd.py [N] [--creates C] [--parallel P]   (default: 100, 30, 8; root, lxd)
+
+- create + start C busybox containers through `apply` (engine API, bounded parallel steps)
+  vs a serial `lxc launch` loop of C containers (the way a script would make them)
+- a no-op plan over N containers (load the spec files + observe + diff), median of several
+  runs, vs the floor: one recursive instance listing (`GET /1.0/instances?recursion=1` and
+  its JSON decoded), the one call the driver's observe waits for; the plan's own parts
+  (spec loading, observe) are shown too
+
+The daemon is the tests' (tests/lxd/daemons.py): its own LXD_DIR and namespaces, a local
+preseed, a busybox image built here. It is stopped and its directory erased at the end, also
+on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from timing import median_time
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reconciler.drivers.lxd import LxdDriver
+from reconciler.drivers.lxd.client import Client, Remote
+from reconciler.engine.config import Config, build_hosts
+from reconciler.engine.journal import Journal
+from reconciler.engine.passes import run_pass
+from reconciler.engine.plan import Settings
+from reconciler.log import configure
+from reconciler.specs.loader import load_paths
+from tests.conformance.harness import plan_pass
+from tests.lxd import daemons, support
+
+
+class Bench:
+    def __init__(self, daemon: daemons.Daemon, tmp: Path, parallel: int) -> None:
+        self.daemon, self.tmp, self.parallel = daemon, tmp, parallel
+        self.prefix = support.prefix("b")
+        self.specs = tmp / "specs"
+        self.state = tmp / "state"
+        self.specs.mkdir(parents=True)
+        self.state.mkdir(parents=True)
+
+    def config(self, **options: Any) -> Config:
+        return support.config(self.state, self.daemon, self.prefix, **options)
+
+    def serial_launch(self, count: int) -> float:
+        assert daemons.LXC is not None
+        names = [f"{self.prefix}l{i:03d}" for i in range(count)]
+        t0 = time.perf_counter()
+        for name in names:
+            subprocess.run([daemons.LXC, "launch", "busybox", name, "--quiet"],
+                           env=self.daemon.env(), check=True, capture_output=True, timeout=300)
+        took = time.perf_counter() - t0
+        for name in names:
+            self.daemon.lxc("delete", "--force", name)
+        return took
+
+    def write_specs(self, first: int, count: int) -> None:
+        for i in range(first, first + count):
+            name = f"{self.prefix}a{i:03d}"
+            (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(support.spec(name)))
+
+    def apply(self) -> float:
+        """Plan and apply the spec directory (what `apply --yes` does), timed."""
+        t0 = time.perf_counter()
+        hosts = build_hosts(self.config())
+        journal = Journal(self.state)
+        try:
+            report = run_pass([str(self.specs)], hosts, Settings(), journal,
+                              parallel=self.parallel).report
+        finally:
+            journal.close()
+            hosts.close()
+        took = time.perf_counter() - t0
+        if report is None or not report.ok:
+            raise SystemExit(f"apply failed: {report.counts() if report else 'nothing ran'}")
+        return took
+
+    def noop_plan(self, **options: Any) -> None:
+        plan = plan_pass(self.config(**options), self.specs)
+        if plan.steps:
+            raise SystemExit(f"the no-op plan is not empty: {len(plan.steps)} steps")
+
+    def listing(self) -> None:
+        client = Client(Remote(self.daemon.remote))
+        try:
+            client.get("/1.0/instances", recursion="1")
+        finally:
+            client.close()
+
+    def observe(self) -> None:
+        """A first observe, as each plan's (a fresh driver has nothing to reuse)."""
+        driver = LxdDriver(self.state, **support.options(self.daemon, self.prefix))
+        try:
+            driver.observe()
+        finally:
+            driver.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=100)
+    parser.add_argument("--creates", type=int, default=30)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args()
+    why = daemons.reason()
+    if why:
+        print(f"bench/lxd.py: {why}", file=sys.stderr)
+        return 1
+    configure("json", "warning")
+    root = Path(tempfile.mkdtemp(prefix="bench-lxd-"))
+    root.chmod(0o711)
+    daemon = None
+    try:
+        daemon = daemons.single(root)
+        bench = Bench(daemon, root / "work", args.parallel)
+        loop = bench.serial_launch(args.creates)
+        bench.write_specs(0, args.creates)
+        applied = bench.apply()
+        bench.write_specs(args.creates, max(0, args.n - args.creates))
+        bench.apply()
+        bench.noop_plan()  # warm: first import of everything, page cache
+        plan = median_time(bench.noop_plan, args.repeat)
+        floor = median_time(bench.listing, args.repeat)
+        alone = median_time(lambda: bench.noop_plan(networks=False), args.repeat)
+        load = median_time(lambda: load_paths([str(bench.specs)]), args.repeat)
+        observe = median_time(bench.observe, args.repeat)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    c, n = args.creates, max(args.n, args.creates)
+    print(f"lxd driver (LXD {daemons.run([daemons.LXD or 'lxd', '--version']).stdout.strip()}),"
+          f" busybox containers, {os.cpu_count()} CPUs, apply --parallel {args.parallel}")
+    print(f"  {c} creates   apply {applied:7.2f} s   serial `lxc launch` loop {loop:7.2f} s   "
+          f"ratio {applied / loop:5.2f}x  (target < 1.00x)")
+    print(f"  no-op plan    {n} containers {plan * 1000:7.1f} ms   one "
+          f"GET /1.0/instances?recursion=1 {floor * 1000:7.1f} ms   ratio {plan / floor:5.2f}x"
+          "  (target <= 1.50x)")
+    print(f"                with `networks: false` (no network listing, which costs LXD a scan "
+          f"of every instance) {alone * 1000:7.1f} ms   ratio {alone / floor:5.2f}x")
+    print(f"    of the plan: loading {n} spec files {load * 1000:.1f} ms (engine loader, while "
+          f"the listing runs), observe {observe * 1000:.1f} ms (driver), the rest diff + plan")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
