@@ -13,6 +13,9 @@ apt-get install -y -qq --no-install-recommends \
     iptables dnsmasq-base util-linux \
     prometheus zsh groff-base man-db graphviz \
     >/dev/null
+# LXD from Debian for the lxd driver's tests (they start their own daemons; the system's
+# service is left off)
+bash tests/lxd/setup.sh --no-check
 # Node runs Mermaid's own parser on the plans' graphs (tests/mermaid); this machine image ships
 # Node 20, Debian's packages are the fallback
 command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

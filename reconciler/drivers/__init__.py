@@ -25,7 +25,24 @@ def _libvirt() -> type[Driver]:
     return LibvirtDriver
 
 
-BUILTIN: dict[str, Callable[[], type[Driver]]] = {"sim": _sim, "lxc": _lxc, "libvirt": _libvirt}
+def _openvz() -> type[Driver]:
+    from reconciler.drivers.openvz import OpenvzDriver
+    return OpenvzDriver
+
+
+def _vserver() -> type[Driver]:
+    from reconciler.drivers.vserver import VserverDriver
+    return VserverDriver
+
+
+def _lxd() -> type[Driver]:
+    from reconciler.drivers.lxd import LxdDriver
+    return LxdDriver
+
+
+BUILTIN: dict[str, Callable[[], type[Driver]]] = {"sim": _sim, "lxc": _lxc, "libvirt": _libvirt,
+                                                  "openvz": _openvz, "vserver": _vserver,
+                                                  "lxd": _lxd}
 
 
 def create(name: str, state_dir: str, **options: Any) -> Driver:
