@@ -41,6 +41,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
@@ -52,7 +53,7 @@ from reconciler.engine import compute_plan  # noqa: E402
 from reconciler.engine.apply import apply_plan  # noqa: E402
 from reconciler.engine.config import Config, build_hosts  # noqa: E402
 from reconciler.engine.journal import Journal  # noqa: E402
-from reconciler.engine.plan import Settings  # noqa: E402
+from reconciler.engine.policy import Policy  # noqa: E402
 from reconciler.log import configure  # noqa: E402
 from reconciler.model import Domain, canonical  # noqa: E402
 from reconciler.model.fields import Ref  # noqa: E402
@@ -92,8 +93,18 @@ class Bench:
                 "console": {"type": "pty"}}
 
     def config(self) -> Config:
+        # the floor defines the same domains: a host directory as their root, no id map (the
+        # host policy allows both here)
         return Config(state_dir=str(self.state), driver="libvirt", driver_chosen=True,
-                      drivers={"libvirt": {"uri": self.uri, "match": f"{self.prefix}r*"}})
+                      drivers={"libvirt": {"uri": self.uri, "match": f"{self.prefix}r*"}},
+                      policy=Policy.from_config({"privileged": True, "host_root": True,
+                                                 "mount_roots": [str(self.root)]},
+                                                str(self.state)))
+
+    def settings(self) -> Any:
+        """The config's settings (its policy), with the removal breaker off: the bench
+        removes what it made."""
+        return replace(self.config().settings, max_removal_share=1.0)
 
     def cleanup(self, kind: str = "") -> int:
         gone = 0
@@ -159,7 +170,7 @@ class Bench:
         journal = Journal(self.state)
         try:
             t0 = time.perf_counter()
-            plan = compute_plan([str(self.specs)], hosts, Settings(max_removal_share=1.0)).plan
+            plan = compute_plan([str(self.specs)], hosts, self.settings()).plan
             report = apply_plan(plan, hosts, journal, parallel=parallel)
             took = time.perf_counter() - t0
         finally:
@@ -211,7 +222,7 @@ class Bench:
               f"{out['define_driver']:8.3f} s  {ratio(out['define_driver'], floor)}")
 
         self.engine_apply(keep=True)  # the N domains the no-op reconciles find
-        settings = Settings(max_removal_share=1.0)
+        settings = self.settings()
         hosts = build_hosts(self.config())
         specs = load_paths([str(self.specs)])
         try:

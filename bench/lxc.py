@@ -34,7 +34,7 @@ from reconciler.engine import compute_plan
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.journal import Journal
-from reconciler.engine.plan import Settings
+from reconciler.engine.policy import Policy
 from reconciler.log import configure
 from reconciler.specs.loader import load_paths
 
@@ -88,8 +88,11 @@ class Bench:
 
     # ------------------------------------------------------------------ the engine
     def config(self) -> Config:
+        # the floor's containers run without an id map: the engine's may too (the host
+        # policy allows it here), so both sides do the same work
         return Config(state_dir=str(self.state), driver="lxc", driver_chosen=True,
-                      drivers={"lxc": {"lxcpath": str(self.apply_path), "stop_timeout": 0}})
+                      drivers={"lxc": {"lxcpath": str(self.apply_path), "stop_timeout": 0}},
+                      policy=Policy.from_config({"privileged": True}, str(self.state)))
 
     def write_specs(self) -> None:
         for i in range(self.n):
@@ -106,7 +109,7 @@ class Bench:
         hosts = build_hosts(self.config())
         journal = Journal(self.state)
         try:
-            plan = compute_plan([str(self.specs)], hosts, Settings()).plan
+            plan = compute_plan([str(self.specs)], hosts, self.config().settings).plan
             report = apply_plan(plan, hosts, journal, parallel=self.parallel)
         finally:
             journal.close()
@@ -119,7 +122,7 @@ class Bench:
     def noop_plan(self) -> None:
         hosts = build_hosts(self.config())
         try:
-            plan = compute_plan([str(self.specs)], hosts, Settings()).plan
+            plan = compute_plan([str(self.specs)], hosts, self.config().settings).plan
         finally:
             hosts.close()
         if plan.steps:
