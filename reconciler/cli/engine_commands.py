@@ -101,7 +101,7 @@ def _sim_notice(config: Config) -> None:
     if config.simulated_by_default:
         print(f"note: using the simulated host 'sim' (state in {config.state_dir}/sim); nothing "
               "on this machine's containers or VMs changes. Choose a real driver with "
-              "--driver lxc|libvirt or a --config file.", file=sys.stderr)
+              "--driver lxc|libvirt|openvz|vserver|lxd or a --config file.", file=sys.stderr)
 
 
 def _error(message: str) -> int:
