@@ -31,7 +31,8 @@ Modules, one concern each:
     placement  (pure) cluster members and groups, targets, moves made by the cluster
     images     (pure) which image a template root names; local unless a listed remote
     networks   our Network kind as LXD managed bridges, and their per-member parts
-    driver     LxdDriver: observe / check / update_class / execute / import_specs
+    events     LXD's lifecycle event stream (a WebSocket) -> refs the agent re-checks
+    driver     LxdDriver: observe / check / update_class / execute / events / import_specs
 """
 
 from reconciler.drivers.lxd.driver import LxdDriver

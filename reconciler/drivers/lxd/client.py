@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from reconciler.errors import ConfigError, DriverError, PermanentError, TransientError
 
@@ -87,14 +87,18 @@ class _UnixConnection(http.client.HTTPConnection):
         self.socket_path = path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+        self.sock = _unix_socket(self.socket_path, self.timeout)
+
+
+def _unix_socket(path: str, timeout: float | None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class Client:
@@ -134,6 +138,19 @@ class Client:
             ctx.load_cert_chain(self.remote.client_cert, self.remote.client_key)
             self._tls = ctx
         return self._tls
+
+    def connect(self) -> socket.socket:
+        """A socket of its own to the daemon, for what `http.client` cannot carry (the event
+        stream's WebSocket)."""
+        parts = urlsplit(self.remote.url)
+        if parts.scheme == "unix":
+            return _unix_socket(parts.path, self.timeout)
+        raw = socket.create_connection((parts.hostname or "", parts.port or 8443), self.timeout)
+        try:
+            return self._context().wrap_socket(raw, server_hostname=parts.hostname)
+        except BaseException:
+            raw.close()
+            raise
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -258,3 +275,8 @@ def _error(code: int, message: str, what: str) -> DriverError:
 def path_of(*parts: str) -> str:
     """`/1.0/...` with every part quoted: names reach the path as one segment each."""
     return "/1.0/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def name_of(url: str) -> str:
+    """The object a listing's URL names (`/1.0/instances/NAME?project=P` -> NAME)."""
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])

@@ -5,6 +5,9 @@ observe: one listing of every instance with its config, devices, status and loca
 members, side by side; `prepare_observe` starts them while the engine loads the spec files.
 An instance whose listing is unchanged since the last observe is not read again.
 
+events: LXD's lifecycle events (`/1.0/events`), so the agent re-checks an instance or network
+changed behind its back at once instead of at the next resync.
+
 execute: provision creates the instance from its image with the whole config and our
 stamp (so a crash after it leaves an instance we own); define and update PUT the instance's
 own config and devices, continuing what it has (`compose`), with the ETag read just before
@@ -22,7 +25,7 @@ import fnmatch
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +44,9 @@ from reconciler.drivers.base import (
     StepKind,
 )
 from reconciler.drivers.lxd import compose, images, networks
+from reconciler.drivers.lxd import events as lxd_events
 from reconciler.drivers.lxd import stamp as stamps
-from reconciler.drivers.lxd.client import Client, NotFound, Remote, path_of
+from reconciler.drivers.lxd.client import Client, NotFound, Remote, name_of, path_of
 from reconciler.drivers.lxd.parse import Context, Reading, read_instance
 from reconciler.drivers.lxd.placement import EVACUATED_FROM, Cluster
 from reconciler.drivers.lxd.values import power
@@ -86,7 +90,7 @@ class _Seen:
 
 class LxdDriver(Driver):
     name = "lxd"
-    capabilities = Capabilities(imports=True, prepares_observe=True)
+    capabilities = Capabilities(events=True, imports=True, prepares_observe=True)
     types = frozenset({"lxc", "network"})
 
     def __init__(self, state_dir: str | Path, remote: str | None = None,
@@ -144,18 +148,14 @@ class LxdDriver(Driver):
             self._listing = self._start_listing()
 
     def _start_listing(self) -> dict[str, Future[Any]]:
-        """The listings observe reads. The networks' is asked once the instances' is in:
-        LXD works out which instances use each network for it, and on a small host the two
-        at once only slow each other down; it runs while the instances are read here."""
-        instances = self._pool.submit(self.client.get, "/1.0/instances", recursion="1")
-
+        """The listings observe reads, asked side by side: LXD answers them on its own
+        threads while the engine loads the spec files here."""
         def networks() -> Any:
-            if not self.networks:
-                return []
-            instances.exception()  # wait, whatever its outcome
-            return self.client.get("/1.0/networks", recursion="1")
+            return self.client.get("/1.0/networks", recursion="1") if self.networks else []
 
-        return {"instances": instances, "members": self._pool.submit(self._members),
+        return {"instances": self._pool.submit(self.client.get, "/1.0/instances",
+                                               recursion="1"),
+                "members": self._pool.submit(self._members),
                 "networks": self._pool.submit(networks)}
 
     def _members(self) -> list[dict[str, Any]] | None:
@@ -589,6 +589,20 @@ class LxdDriver(Driver):
         if last is None or last.owner != OWNER:
             raise PermanentError(f"{step.ref} is not managed by reconciler; leaving it alone")
         self.client.call("DELETE", path_of("networks", step.ref.name))
+
+    # ================================================================= events
+    def events(self, stop: threading.Event) -> Iterator[Ref]:
+        """Refs of instances and networks as LXD's lifecycle events name them (see
+        `events`); after a reconnect, every current one."""
+        def current() -> list[Ref]:
+            refs = [Ref("Domain", name_of(url))
+                    for url in self.client.get("/1.0/instances") or ()]
+            if self.networks:
+                refs += [Ref("Network", name_of(url))
+                         for url in self.client.get("/1.0/networks") or ()]
+            return refs
+
+        yield from lxd_events.watch(self.client, stop, wanted=self._wanted, current=current)
 
     # ================================================================= import
     def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,

@@ -207,3 +207,38 @@ def test_the_same_driver_over_https_with_a_client_certificate(
         assert done.returncode == 1 and "TLS" in done.stdout + done.stderr
     finally:
         cworld.daemon.lxc("config", "trust", "remove", "reconciler-test", check=False)
+
+
+def test_events_of_every_member_arrive_through_one(cworld: World,
+                                                   lxd_cluster: daemons.LxdCluster) -> None:
+    """The driver listens on the member it talks to; a change to an instance on another
+    member, made through that member's own socket, is heard all the same."""
+    import threading
+    import time
+
+    from reconciler.model.fields import Ref
+
+    name = cworld.name("ev")
+    cworld.write(name, support.spec(name, target="node3", state="stopped"))
+    cworld.apply()
+    driver = LxdDriver(cworld.tmp / "state", **support.options(cworld.daemon, cworld.prefix))
+    stop, seen = threading.Event(), []
+
+    def listen() -> None:
+        for ref in driver.events(stop):
+            seen.append(ref)
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        third = next(m for m in lxd_cluster.members if m.name == "node3")
+        third.lxc("config", "set", name, "limits.memory", "100MiB")
+        deadline = time.monotonic() + 5
+        while Ref("Domain", name) not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Ref("Domain", name) in seen
+    finally:
+        stop.set()
+        thread.join(5)
+        driver.close()
