@@ -57,7 +57,7 @@ def refs_of(event: Any, project: str) -> list[Ref]:
     refs = [Ref(kind, unquote(parts[3]))]
     context = meta.get("context")
     old = context.get("old_name") if isinstance(context, dict) else None
-    if isinstance(old, str) and old and meta.get("action", "").endswith("-renamed"):
+    if isinstance(old, str) and old and str(meta.get("action")).endswith("-renamed"):
         refs.append(Ref(kind, old))
     return refs
 

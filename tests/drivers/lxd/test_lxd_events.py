@@ -48,6 +48,9 @@ def _event(source: str, action: str = "instance-updated", project: str = "defaul
     (_event("/1.0/instances/", "instance-updated"), []),
     ({"type": "logging", "metadata": {"message": "x"}}, []),
     ({"type": "lifecycle", "metadata": "nonsense"}, []),
+    ({"type": "lifecycle", "metadata": {"source": "/1.0/instances/x", "action": 7,
+                                        "context": {"old_name": "y"}}}, [Ref("Domain", "x")]),
+    ({"type": "lifecycle", "metadata": {"source": 5}}, []),
     ("not an object", []),
 ])
 def test_lifecycle_events_name_instances_and_networks(event: Any, refs: list[Ref]) -> None:
