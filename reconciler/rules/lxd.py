@@ -264,7 +264,7 @@ _LIVE = frozenset({"memory", "cpu.*", "limits", "autostart", "start_order", "hos
                    "dns.*", "console.*", "allow_move"})
 LXD = Technology(
     name="lxd", types=frozenset({"lxc"}), live=_LIVE, recreate=frozenset({"type"}),
-    mounts="live", check=_lxd, templates=None, builds="every",
+    mounts="live", check=_lxd, templates=None, builds="every", guest_exec=True,  # exec API
     notes=("a changed target moves a stopped container; a running one is stopped, moved "
            "and started again only with allow_move",))
 # the same, for a driver whose `raw_lxc` option lets it write raw.lxc (init, capabilities)

@@ -48,9 +48,11 @@ class World:
     def plan(self, **options: Any) -> Plan:
         return plan_pass(self.config(**options), self.specs)
 
-    def apply(self, **options: Any) -> tuple[Plan, ApplyReport]:
+    def apply(self, ok: bool = True, **options: Any) -> tuple[Plan, ApplyReport]:
+        """Plan and apply; `ok`: every step must succeed."""
         plan, report = apply_pass(self.config(**options), self.specs)
-        assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
+        if ok:
+            assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
         return plan, report
 
     def instance(self, name: str) -> dict[str, Any]:

@@ -212,15 +212,18 @@ class LxdDriver(Driver):
         """An instance we undefined (data kept): not listed, a spec of its name takes it
         back."""
         config = item.get("config") or {}
+        if not stamps.undefined(config):
+            return False  # most instances: their stamp is read once, by read_instance
         stamp = stamps.read(config)
-        return stamps.undefined(config) and stamp is not None and stamp.owner == OWNER
+        return stamp is not None and stamp.owner == OWNER
 
     def _instance(self, item: dict[str, Any], reading: Reading) -> _Seen:
         name = str(item["name"])
         state: Literal["running", "stopped"] = \
             "running" if power(str(item.get("status", ""))) == "running" else "stopped"
         extra: dict[str, Any] = {"location": item.get("location"),
-                                 "status": item.get("status")}
+                                 "status": item.get("status"),
+                                 "last_used_at": item.get("last_used_at")}
         if reading.error:
             extra["error"] = reading.error
         if reading.moved_from:
@@ -244,6 +247,29 @@ class LxdDriver(Driver):
             extra["error"] = reading.error
         return LiveObject(ref=Ref("Network", str(net["name"])), type="network", state=state,
                           spec=reading.spec or {}, stamp=reading.stamp, extra=extra)
+
+    def boot_id(self, live: LiveObject) -> str | None:
+        """Where and when the running instance last started: LXD stamps `last_used_at` at
+        each start (an exec or a config change leaves it), and a move starts it elsewhere."""
+        started = live.extra.get("last_used_at")
+        if live.state != "running" or not started:
+            return None
+        return f"{live.extra.get('location')}@{started}"
+
+    def run_in_guest(self, ref: Ref, argv: tuple[str, ...], timeout: float) -> int:
+        """LXD's exec API with the command as a list (no shell) and none of the agent's
+        environment; waited for, its exit status. A command still running at the timeout is
+        left to finish inside the guest (LXD cancels an exec only over its websocket)."""
+        if not argv:
+            raise PermanentError(f"{ref}: no command to run")
+        body = {"command": list(argv), "environment": {}, "interactive": False,
+                "wait-for-websocket": False, "record-output": False}
+        done = self.client.call("POST", path_of("instances", ref.name, "exec"), body,
+                                timeout=timeout)
+        status = (done or {}).get("return") if isinstance(done, dict) else None
+        if not isinstance(status, int):
+            raise PermanentError(f"{ref}: LXD's exec gave no exit status ({done!r})")
+        return status
 
     def _wanted(self, name: str) -> bool:
         return self.match is None or fnmatch.fnmatchcase(name, self.match)
