@@ -2,13 +2,15 @@
 LXD_DIR and namespaces, tests/lxd/daemons.py): placement on members and groups, a changed
 target as a move (data kept), running moves only with allow_move, evacuation reported as the
 cluster's own move, networks made on every member, import pinning instances where they run,
-and the same driver over HTTPS with a client certificate."""
+and the same driver over HTTPS with a client certificate (its event stream too)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import yaml
 
 from reconciler.drivers.lxd import LxdDriver
 from reconciler.engine.render import text
+from reconciler.model.fields import Ref
 from tests.lxd import daemons, support
 from tests.lxd.support import actions, kinds
 from tests.lxd.world import World
@@ -176,6 +179,38 @@ def _client_certificate(tmp: Path, daemon: daemons.Daemon) -> tuple[Path, Path]:
     return cert, key
 
 
+# listens to the event stream over HTTPS (in the cluster's namespace) until NAME is named
+_LISTEN = """
+import json, sys, threading
+from pathlib import Path
+from reconciler.drivers.lxd import LxdDriver
+driver = LxdDriver(Path(sys.argv[2]), **json.loads(sys.argv[1]))
+print("listening", flush=True)
+for ref in driver.events(threading.Event()):
+    print(ref.kind, ref.name, flush=True)
+    if ref.name == sys.argv[3]:
+        break
+"""
+
+
+def _events_over_https(cluster: daemons.LxdCluster, remote: dict[str, str], tmp: Path,
+                       world: World, name: str) -> None:
+    argv = cluster.hub.enter([sys.executable, "-c", _LISTEN, json.dumps(remote),
+                              str(tmp / "events-state"), name])
+    listener = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=Path(__file__).resolve().parents[3])
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline().strip() == "listening"
+        time.sleep(1.0)  # the stream is open
+        world.daemon.lxc("config", "set", name, "limits.memory", "100MiB")
+        out, err = listener.communicate(timeout=20)
+        assert f"Domain {name}" in out.splitlines(), out + err
+    finally:
+        listener.kill()
+        listener.wait(10)
+
+
 def test_the_same_driver_over_https_with_a_client_certificate(
         cworld: World, lxd_cluster: daemons.LxdCluster, tmp_path: Path) -> None:
     name = cworld.name("tls")
@@ -198,6 +233,7 @@ def test_the_same_driver_over_https_with_a_client_certificate(
         assert _where(cworld, name) == "node2"
         stamp = json.loads(cworld.instance(name)["config"]["user.reconciler.spec"])
         assert stamp["target"] == "node2"
+        _events_over_https(lxd_cluster, remote, tmp_path, cworld, name)
         wrong = {**remote, "server_cert": str(cert)}  # not the cluster's: refused, not trusted
         config.write_text(yaml.safe_dump({"driver": "lxd", "drivers": {"lxd": wrong}}))
         argv[argv.index("apply")] = "plan"
@@ -213,11 +249,6 @@ def test_events_of_every_member_arrive_through_one(cworld: World,
                                                    lxd_cluster: daemons.LxdCluster) -> None:
     """The driver listens on the member it talks to; a change to an instance on another
     member, made through that member's own socket, is heard all the same."""
-    import threading
-    import time
-
-    from reconciler.model.fields import Ref
-
     name = cworld.name("ev")
     cworld.write(name, support.spec(name, target="node3", state="stopped"))
     cworld.apply()
