@@ -228,9 +228,15 @@ class Client:
         deadline = time.monotonic() + timeout
         while True:
             left = max(1, int(deadline - time.monotonic()))
-            answer = self.request("GET", f"{operation}/wait", query={"timeout": str(left)},
-                                  timeout=left + 10.0)
-            op = answer.metadata or {}
+            try:
+                answer = self.request("GET", f"{operation}/wait", query={"timeout": str(left)},
+                                      timeout=left + 10.0)
+                op = answer.metadata or {}
+            except PermanentError as exc:
+                # since 5.0.3 LXD answers a wait that timed out with an error of its own
+                if "deadline exceeded" not in str(exc):
+                    raise
+                op = {}
             status = op.get("status")
             if status == "Success":
                 return op.get("metadata")

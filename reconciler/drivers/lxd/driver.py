@@ -137,6 +137,8 @@ class LxdDriver(Driver):
         self._images: images.Images | None = None
         self._profiles: dict[str, dict[str, Any]] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._networks_seen: tuple[str, ...] = ()       # the networks the last observe saw
+        self._events_lost = False  # an event stream ended by an error: the next catches up
         self._pool = ThreadPoolExecutor(3, thread_name_prefix="lxd-list")
         self._listing: dict[str, Future[Any]] | None = None
         self._locks: dict[str, threading.Lock] = {}
@@ -199,12 +201,15 @@ class LxdDriver(Driver):
             seen[name] = entry
             out.append(entry.live)
         self._seen, self._kept, self._cache = seen, kept, cache
+        nets: list[str] = []
         for net in listing["networks"].result() or ():
             if net.get("managed") and net.get("type") == "bridge" and \
                     self._wanted(str(net.get("name", ""))):
                 live = self._network(net)
                 if live is not None:
                     out.append(live)
+                    nets.append(live.ref.name)
+        self._networks_seen = tuple(nets)
         return out
 
     @staticmethod
@@ -619,16 +624,24 @@ class LxdDriver(Driver):
     # ================================================================= events
     def events(self, stop: threading.Event) -> Iterator[Ref]:
         """Refs of instances and networks as LXD's lifecycle events name them (see
-        `events`); after a reconnect, every current one."""
+        `events`). After a stream was lost, every object listed now or seen by the last
+        observe (one deleted meanwhile included) is yielded too. In a project without
+        networks of its own, LXD reports network changes under `default`, which this stream
+        does not hear: those are seen at the next resync."""
         def current() -> list[Ref]:
-            refs = [Ref("Domain", name_of(url))
-                    for url in self.client.get("/1.0/instances") or ()]
+            refs = {Ref("Domain", name_of(url)) for url in self.client.get("/1.0/instances")
+                    or ()}
+            refs.update(Ref("Domain", name) for name in (*(self._seen or {}), *self._kept))
             if self.networks:
-                refs += [Ref("Network", name_of(url))
-                         for url in self.client.get("/1.0/networks") or ()]
-            return refs
+                refs.update(Ref("Network", name_of(url))
+                            for url in self.client.get("/1.0/networks") or ())
+                refs.update(Ref("Network", name) for name in self._networks_seen)
+            return sorted(refs, key=lambda ref: (ref.kind, ref.name))
 
-        yield from lxd_events.watch(self.client, stop, wanted=self._wanted, current=current)
+        lost, self._events_lost = self._events_lost, True
+        yield from lxd_events.watch(self.client, stop, wanted=self._wanted, current=current,
+                                    catch_up=lost)
+        self._events_lost = False  # stopped as asked: nothing was missed
 
     # ================================================================= import
     def import_specs(self, names: Iterable[str] | None = None, adopt: bool = True,

@@ -21,12 +21,13 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
 from reconciler.drivers.lxd.client import Client
-from reconciler.errors import TransientError
+from reconciler.errors import DriverError, PermanentError, TransientError
 from reconciler.model.fields import Ref
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
@@ -38,6 +39,10 @@ _TEXT, _BINARY, _CONTINUATION, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0
 
 class StreamClosed(TransientError):
     """The daemon ended the stream (restart, member leaving): reconnect."""
+
+
+class StreamRefused(PermanentError):
+    """The daemon refused the stream (an untrusted certificate, an unknown project)."""
 
 
 def refs_of(event: Any, project: str) -> list[Ref]:
@@ -71,6 +76,7 @@ class Stream:
         self.timeout = timeout
         self._buf = bytearray()
         self._parts: list[bytes] = []
+        self._closing = False  # our close frame is sent: never a second one
 
     @classmethod
     def open(cls, client: Client, query: dict[str, str], timeout: float = 1.0) -> Stream:
@@ -102,7 +108,9 @@ class Stream:
         headers = {k.strip().lower(): v.strip()
                    for k, _, v in (line.partition(":") for line in lines[1:])}
         if len(status) < 2 or status[1] != "101":
-            raise StreamClosed(f"LXD refused the event stream: {lines[0]}")
+            refused = StreamRefused if status[1:2] and status[1].startswith("4") \
+                else StreamClosed
+            raise refused(f"LXD refused the event stream: {lines[0]}")
         digest = hashlib.sha1((key + _GUID).encode(), usedforsecurity=False).digest()
         accept = base64.b64encode(digest).decode()
         if headers.get("sec-websocket-accept") != accept:
@@ -163,8 +171,7 @@ class Stream:
             if opcode == _PING:
                 self._send(_PONG, payload)
             elif opcode == _CLOSE:
-                with contextlib.suppress(OSError):
-                    self._send(_CLOSE, payload[:2])
+                self._close_frame(payload[:2])
                 raise StreamClosed("LXD closed the event stream")
             elif opcode in (_TEXT, _BINARY, _CONTINUATION):
                 self._parts.append(payload)
@@ -174,47 +181,57 @@ class Stream:
                     message, self._parts = b"".join(self._parts), []
                     return message.decode("utf-8", "replace")
 
+    def _close_frame(self, payload: bytes) -> None:
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(OSError):
+                self._send(_CLOSE, payload)
+
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._send(_CLOSE, struct.pack("!H", 1000))
+        self._close_frame(struct.pack("!H", 1000))
         self.sock.close()
 
 
 def watch(client: Client, stop: threading.Event, *, wanted: Callable[[str], bool],
-          current: Callable[[], list[Ref]], backoff_max: float = 5.0,
-          poll: float = 0.5) -> Iterator[Ref]:
-    """Yield Refs of changed objects until `stop` is set; reconnect when the stream ends,
-    then yield every current object (what changed meanwhile was not heard)."""
+          current: Callable[[], list[Ref]], catch_up: bool = False,
+          backoff_max: float = 5.0, poll: float = 0.5, steady: float = 5.0) -> Iterator[Ref]:
+    """Yield Refs of changed objects until `stop` is set. When the stream ends it is opened
+    again, after a pause that grows while streams keep ending at once, and then every object
+    `current()` names is yielded: what changed meanwhile was not heard (`catch_up`: do so
+    on the first stream too). A refusal (`StreamRefused`) is raised."""
     query = {"type": "lifecycle", "project": client.project}
     delay = poll
-    reconnecting = False
     while not stop.is_set():
         try:
             stream = Stream.open(client, query, timeout=poll)
+        except StreamRefused:
+            raise
         except (OSError, TransientError):
+            catch_up = True
             stop.wait(delay)
             delay = min(delay * 2, backoff_max)
-            reconnecting = True
             continue
-        delay = poll
+        opened, heard = time.monotonic(), False
         try:
-            if reconnecting:
-                try:
-                    missed = current()
-                except (OSError, TransientError):
-                    missed = []
-                yield from (ref for ref in missed if wanted(ref.name))
+            if catch_up:
+                yield from (ref for ref in current() if wanted(ref.name))
+                catch_up = False
             while not stop.is_set():
                 message = stream.next()
                 if message is None:
                     continue
+                heard = True
                 try:
                     event = json.loads(message)
                 except ValueError:
                     continue
                 yield from (ref for ref in refs_of(event, client.project) if wanted(ref.name))
-        except (OSError, StreamClosed):
-            pass
+        except (OSError, DriverError):
+            catch_up = True  # the stream, or the listing after it, failed: both again
         finally:
             stream.close()
-        reconnecting = True
+        if heard or time.monotonic() - opened >= steady:
+            delay = poll
+        else:
+            delay = min(delay * 2, backoff_max)
+        stop.wait(delay)

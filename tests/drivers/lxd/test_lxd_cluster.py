@@ -202,10 +202,15 @@ def _events_over_https(cluster: daemons.LxdCluster, remote: dict[str, str], tmp:
     try:
         assert listener.stdout is not None
         assert listener.stdout.readline().strip() == "listening"
-        time.sleep(1.0)  # the stream is open
-        world.daemon.lxc("config", "set", name, "limits.memory", "100MiB")
+        deadline = time.monotonic() + 20
+        count = 0
+        while listener.poll() is None:  # it ends once it heard of NAME
+            assert time.monotonic() < deadline, "no event over HTTPS"
+            count += 1
+            world.daemon.lxc("config", "set", name, "user.probe", str(count))
+            time.sleep(0.3)
         out, err = listener.communicate(timeout=20)
-        assert f"Domain {name}" in out.splitlines(), out + err
+        assert listener.returncode == 0 and f"Domain {name}" in out.splitlines(), out + err
     finally:
         listener.kill()
         listener.wait(10)
@@ -262,13 +267,14 @@ def test_events_of_every_member_arrive_through_one(cworld: World,
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     try:
-        time.sleep(0.5)
         third = next(m for m in lxd_cluster.members if m.name == "node3")
-        third.lxc("config", "set", name, "limits.memory", "100MiB")
-        deadline = time.monotonic() + 5
-        while Ref("Domain", name) not in seen and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert Ref("Domain", name) in seen
+        deadline = time.monotonic() + 20
+        count = 0
+        while Ref("Domain", name) not in seen:  # made on node3, heard through node1
+            assert time.monotonic() < deadline, "no event from node3"
+            count += 1
+            third.lxc("config", "set", name, "user.probe", str(count))
+            time.sleep(0.3)
     finally:
         stop.set()
         thread.join(5)

@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.drivers.lxd import LxdDriver
 from reconciler.drivers.lxd.client import Client, Remote
-from reconciler.drivers.lxd.events import Stream, StreamClosed, refs_of, watch
+from reconciler.drivers.lxd.events import Stream, StreamClosed, StreamRefused, refs_of, watch
 from reconciler.model.fields import Ref
 from tests.lxd import support
 from tests.lxd.world import World
@@ -81,8 +81,9 @@ class FakeServer:
     connection is given, a few bytes at a time, and records what the client sends."""
 
     def __init__(self, path: Path, sessions: list[list[bytes]], accept: str | None = None,
-                 status: str = "101 Switching Protocols") -> None:
+                 status: str = "101 Switching Protocols", linger: float = 0.5) -> None:
         self.path, self.sessions, self.accept, self.status = path, sessions, accept, status
+        self.linger = linger  # how long a connection stays open after its frames
         self.requests: list[str] = []
         self.received: list[bytes] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -93,7 +94,10 @@ class FakeServer:
 
     def _serve(self) -> None:
         for frames in self.sessions:
-            conn, _ = self.sock.accept()
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed by the test: no more sessions
             with conn:
                 request = b""
                 while b"\r\n\r\n" not in request:
@@ -114,7 +118,9 @@ class FakeServer:
                     conn.sendall(data[at:at + step])
                     at += step
                     time.sleep(0.001)
-                conn.settimeout(0.5)
+                if not self.linger:
+                    continue
+                conn.settimeout(self.linger)
                 try:
                     while chunk := conn.recv(4096):
                         self.received.append(chunk)
@@ -173,14 +179,38 @@ def test_a_quiet_stream_times_out_without_losing_a_frame(tmp_path: Path) -> None
         sock.close()
 
 
-@pytest.mark.parametrize(("accept", "status"), [("d3Jvbmc=", "101 Switching Protocols"),
-                                                (None, "403 Forbidden")])
+@pytest.mark.parametrize(("accept", "status", "error"), [
+    ("d3Jvbmc=", "101 Switching Protocols", StreamClosed),  # not a WebSocket answer
+    (None, "503 Service Unavailable", StreamClosed),         # the daemon, busy: again later
+    (None, "403 Forbidden", StreamRefused)])                 # refused: no use trying again
 def test_a_wrong_upgrade_answer_is_refused(tmp_path: Path, accept: str | None,
-                                           status: str) -> None:
+                                           status: str, error: type[Exception]) -> None:
     server = FakeServer(tmp_path / "w.sock", [[]], accept=accept, status=status)
-    with pytest.raises(StreamClosed):
+    with pytest.raises(error):
         Stream.open(_client(tmp_path / "w.sock"), {"type": "lifecycle"})
     server.close()
+
+
+def _watched(path: Path, current: list[Ref], count: int, timeout: float = 10.0,
+             **options: Any) -> list[Ref]:
+    """The first `count` refs `watch` yields (fewer if it takes longer than `timeout`)."""
+    stop = threading.Event()
+    seen: list[Ref] = []
+
+    def run() -> None:
+        for ref in watch(_client(path), stop, wanted=lambda n: n != "skipme",
+                         current=lambda: current, **options):
+            seen.append(ref)
+            if len(seen) == count:
+                stop.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    return seen
 
 
 def test_after_a_reconnect_every_current_object_is_rechecked(tmp_path: Path) -> None:
@@ -189,21 +219,53 @@ def test_after_a_reconnect_every_current_object_is_rechecked(tmp_path: Path) -> 
     three = json.dumps(_event("/1.0/networks/n1", "network-created")).encode()
     server = FakeServer(tmp_path / "r.sock", [[_frame(0x1, one)],  # then the stream ends
                                               [_frame(0x1, two), _frame(0x1, three)]])
-    stop = threading.Event()
-    seen: list[Ref] = []
     current = [Ref("Domain", "a"), Ref("Domain", "b"), Ref("Domain", "skipme")]
-    for ref in watch(_client(tmp_path / "r.sock"), stop, wanted=lambda n: n != "skipme",
-                     current=lambda: current, poll=0.05):
-        seen.append(ref)
-        if len(seen) == 4:
-            stop.set()
+    seen = _watched(tmp_path / "r.sock", current, 4, poll=0.05)
     server.close()
     assert seen == [Ref("Domain", "a"), Ref("Domain", "a"), Ref("Domain", "b"),
                     Ref("Network", "n1")]
+    # asked to catch up (an earlier stream was lost), the first stream does it too
+    server = FakeServer(tmp_path / "c.sock", [[_frame(0x1, three)]])
+    assert _watched(tmp_path / "c.sock", current, 3, poll=0.05, catch_up=True) == [
+        Ref("Domain", "a"), Ref("Domain", "b"), Ref("Network", "n1")]
+    server.close()
+
+
+def test_streams_that_end_at_once_are_opened_again_ever_more_slowly(tmp_path: Path) -> None:
+    server = FakeServer(tmp_path / "e.sock", [[] for _ in range(100)], linger=0)
+    calls: list[float] = []
+
+    def current() -> list[Ref]:
+        calls.append(time.monotonic())
+        return []
+
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: list(watch(
+        _client(tmp_path / "e.sock"), stop, wanted=lambda n: True, current=current,
+        poll=0.05, backoff_max=0.4)), daemon=True)
+    thread.start()
+    time.sleep(1.5)
+    stop.set()
+    thread.join(5)
+    server.close()
+    # pauses of 0.1, 0.2, 0.4, 0.4 ... s: a handful of streams, not thousands
+    assert 2 <= len(server.requests) <= 8, len(server.requests)
+    assert len(calls) == len(server.requests) - 1  # each stream after the first caught up
+
+
+def test_a_refused_stream_is_raised_not_retried(tmp_path: Path) -> None:
+    server = FakeServer(tmp_path / "f.sock", [[]], status="403 Forbidden")
+    with pytest.raises(StreamRefused):
+        next(watch(_client(tmp_path / "f.sock"), threading.Event(), wanted=lambda n: True,
+                   current=list))
+    server.close()
 
 
 # ------------------------------------------------------------------ the real daemon
-def _listen(driver: LxdDriver) -> tuple[threading.Event, list[Ref], threading.Thread]:
+def _listen(driver: LxdDriver, world: World, probe: str
+            ) -> tuple[threading.Event, list[Ref], threading.Thread]:
+    """Events of `driver` collected in a thread, once its stream is open: `probe` (an
+    instance) is touched until its event arrives."""
     stop = threading.Event()
     seen: list[Ref] = []
 
@@ -213,8 +275,20 @@ def _listen(driver: LxdDriver) -> tuple[threading.Event, list[Ref], threading.Th
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    time.sleep(0.3)  # the stream is open
+    _heard(lambda: seen, world, probe)
+    seen.clear()
     return stop, seen, thread
+
+
+def _heard(seen: Any, world: World, probe: str, timeout: float = 20.0) -> None:
+    """Touch `probe` (a user.* key LXD does not act on) until `seen()` holds its ref."""
+    deadline = time.monotonic() + timeout
+    count = 0
+    while Ref("Domain", probe) not in seen():
+        assert time.monotonic() < deadline, "the event stream never opened"
+        count += 1
+        world.daemon.lxc("config", "set", probe, "user.probe", str(count))
+        _until(lambda: Ref("Domain", probe) in seen(), 0.3)
 
 
 def _until(check: Any, timeout: float = 5.0) -> Any:
@@ -239,16 +313,19 @@ def test_changes_made_by_hand_arrive_as_events(world: World, driver: LxdDriver) 
     world.write(name, support.spec(name, state="stopped"))
     world.apply()
     world.daemon.lxc("init", "busybox", other)
-    stop, seen, thread = _listen(driver)
+    stop, seen, thread = _listen(driver, world, name)
     try:
-        started = time.monotonic()
         world.daemon.lxc("config", "set", name, "limits.memory", "100MiB")
+        done = time.monotonic()  # the change is made: its event is on its way
         assert _until(lambda: Ref("Domain", name) in seen, 1.0), seen
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - done < 1.0
         world.daemon.lxc("move", other, f"{other}x")
         assert _until(lambda: {Ref("Domain", other), Ref("Domain", f"{other}x")} <= set(seen))
         world.daemon.lxc("init", "busybox", "rcnotours")  # outside the driver's match
         world.daemon.lxc("delete", "rcnotours")
+        seen.remove(Ref("Domain", name))
+        world.daemon.lxc("config", "set", name, "user.after", "1")  # heard after those
+        assert _until(lambda: Ref("Domain", name) in seen), seen
     finally:
         stop.set()
         thread.join(5)
@@ -270,7 +347,12 @@ def test_the_agent_puts_back_a_change_made_by_hand_without_a_resync(world: World
     try:
         assert _until(lambda: (support.instance(world.daemon, name) or {}).get("status")
                       == "Running", 120), agent.last_pass
-        time.sleep(1.0)  # the passes our own changes set off are over
+        probes = 0
+        while not (agent.last_pass and agent.last_pass["trigger"] == "events"):
+            probes += 1  # until the agent's event stream is open and heard this
+            assert probes < 60, agent.last_pass
+            world.daemon.lxc("config", "set", name, "user.probe", str(probes))
+            _until(lambda: agent.last_pass and agent.last_pass["trigger"] == "events", 0.3)
         world.daemon.lxc("config", "set", name, "limits.memory", "100MiB")
         put_back = _until(lambda: world.instance(name)["config"]["limits.memory"] == "128MiB",
                           10)

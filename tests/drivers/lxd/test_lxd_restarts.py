@@ -69,9 +69,14 @@ def test_a_health_command_runs_inside_and_a_failed_one_is_rolled_back(world: Wor
         "health check failed")
     again = world.plan()
     assert _action(again, name) == "rolled_back" and again.steps == ()
-    # a command that is not there fails the check too, with LXD's reason
-    world.write(name, support.spec(name, health={"command": ["/bin/nonexistent"], "timeout": 3},
-                                   init={"env": {"MODE": "good", "TRY": "2"}}))
-    plan, report = world.apply(ok=False)
-    verify = report.outcomes[f"domain/{name}:verify"]
-    assert verify.result == "failed" and verify.rolled_back
+    # a command that is not there fails the check too, with LXD's reason; so does one
+    # still running at the timeout
+    for attempt, command, why in ((2, ["/bin/nonexistent"], "/bin/nonexistent: "),
+                                  (3, ["/bin/sleep", "30"], "did not finish in")):
+        world.write(name, support.spec(name, health={"command": command, "timeout": 3},
+                                       init={"env": {"MODE": "good", "TRY": str(attempt)}}))
+        plan, report = world.apply(ok=False)
+        verify = report.outcomes[f"domain/{name}:verify"]
+        assert verify.result == "failed" and verify.rolled_back
+        assert why in (verify.error or ""), verify.error
+        assert world.instance(name)["config"].get("environment.TRY") != str(attempt)
