@@ -66,7 +66,6 @@ from reconciler.drivers.lxc.mapping import (
 from reconciler.drivers.lxc.reading import read_config, validated
 from reconciler.drivers.lxc.tools import (
     RUNNING_STATES,
-    Running,
     Tools,
     check_name,
     parse_cgroup_layout,
@@ -74,6 +73,7 @@ from reconciler.drivers.lxc.tools import (
     parse_template_comment,
 )
 from reconciler.drivers.observed import importable
+from reconciler.drivers.process import Running
 from reconciler.drivers.text import lines, words
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.fsio import write_atomic
@@ -139,7 +139,7 @@ class LxcDriver(Driver):
                 if text is not None:
                     found.append(self._live(entry.name, text))
         finally:
-            active = parse_names(listing.result(self.tools.timeout).out)
+            active = parse_names(self.tools.finish(listing).out)
         return [replace(obj, state="running") if obj.ref.name in active else obj
                 for obj in found]
 
@@ -535,7 +535,7 @@ class LxcDriver(Driver):
     def close(self) -> None:
         listing, self._listing = self._listing, None
         if listing is not None:  # prepared, never used: reap it
-            listing.result(self.tools.timeout, check=False)
+            self.tools.finish(listing, check=False)
 
     # ================================================================= helpers
     def _spec(self, step: Step) -> dict[str, Any]:

@@ -7,13 +7,13 @@ The parsers take text and return data, so they are tested from captured output
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from reconciler.drivers import process
 from reconciler.drivers.lxc.mapping import CgroupLayout
-from reconciler.drivers.text import last_line, lines, words
-from reconciler.errors import PermanentError, TransientError
+from reconciler.drivers.process import Result, Running
+from reconciler.drivers.text import lines, words
+from reconciler.errors import PermanentError
 from reconciler.model.names import NAME_RE
 
 # LXC states (LXC5 src/lxc/state.c): all but these count as running in the model
@@ -81,44 +81,11 @@ def parse_template_comment(text: str) -> tuple[str | None, tuple[str, ...]]:
 # ---------------------------------------------------------------------------- running
 
 
-@dataclass(frozen=True)
-class Result:
-    argv: tuple[str, ...]
-    rc: int
-    out: str
-    err: str
-
-    def why(self) -> str:
-        return last_line(self.err or self.out) or f"exit status {self.rc}"
-
-
 def check_name(name: str) -> str:
     """Names reach command lines and paths: the model checked them, we check again."""
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
         raise PermanentError(f"refusing container name {name!r}")
     return name
-
-
-@dataclass(frozen=True)
-class Running:
-    """A started tool."""
-
-    argv: tuple[str, ...]
-    name: str | None
-    proc: subprocess.Popen[str]
-
-    def result(self, timeout: float, check: bool = True) -> Result:
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise _timed_out(list(self.argv), timeout) from None
-        return _checked(Result(self.argv, self.proc.returncode, out, err), self.name, check)
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "LC_ALL": "C"}  # read at each call: PATH may change after import
 
 
 def _checked(result: Result, name: str | None, check: bool) -> Result:
@@ -127,12 +94,8 @@ def _checked(result: Result, name: str | None, check: bool) -> Result:
     return result
 
 
-def _not_found(tool: str) -> PermanentError:
-    return PermanentError(f"{tool} not found: is LXC installed (apt install lxc)?")
-
-
-def _timed_out(argv: list[str], timeout: float) -> TransientError:
-    return TransientError(f"{' '.join(argv)} did not finish in {timeout:.0f} s", delay=2.0)
+def _not_found(tool: str) -> str:
+    return f"{tool} not found: is LXC installed (apt install lxc)?"
 
 
 class Tools:
@@ -147,36 +110,24 @@ class Tools:
         if name is not None:
             argv += ["-n", check_name(name)]
         argv += list(args)
-        assert all(isinstance(a, str) for a in argv)
         return argv
 
     def run(self, tool: str, name: str | None, args: Sequence[str] = (), *,
             timeout: float | None = None, check: bool = True) -> Result:
-        argv = self._argv(tool, name, args)
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                  stdin=subprocess.DEVNULL, timeout=timeout or self.timeout,
-                                  env=_env())
-        except FileNotFoundError:
-            raise _not_found(tool) from None
-        except subprocess.TimeoutExpired:
-            raise _timed_out(argv, timeout or self.timeout) from None
-        return _checked(Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr), name,
-                        check)
+        result = process.run(self._argv(tool, name, args), timeout or self.timeout,
+                             _not_found(tool))
+        return _checked(result, name, check)
 
     def spawn(self, tool: str, name: str | None, args: Sequence[str] = ()) -> Running:
-        """`run` in two halves: the tool starts now, `.result()` waits for it."""
-        argv = self._argv(tool, name, args)
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, text=True, env=_env())
-        except FileNotFoundError:
-            raise _not_found(tool) from None
-        return Running(tuple(argv), name, proc)
+        """`run` in two halves: the tool starts now, `finish` waits for it."""
+        return process.spawn(self._argv(tool, name, args), _not_found(tool))
+
+    def finish(self, running: Running, check: bool = True) -> Result:
+        return _checked(running.result(self.timeout), None, check)
 
     # ---- queries
     def active_soon(self) -> Running:
-        """`active` started now, for `parse_names(....result(timeout).out)` later."""
+        """`active` started now, for `parse_names(finish(...).out)` later."""
         return self.spawn("lxc-ls", None, ["--active", "-1"])
 
     def active(self) -> set[str]:

@@ -77,13 +77,13 @@ from reconciler.drivers.openvz.tools import (
     NOT_RUNNING,
     RUNNING,
     TRANSIENT_CODES,
-    Running,
     Tools,
     error_for,
     parse_status_line,
     parse_uptime,
     template_names,
 )
+from reconciler.drivers.process import Running
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.fsio import read_regular, write_atomic
 from reconciler.model.fields import POLICY_FIELDS, Ref, flatten, root_of

@@ -9,13 +9,12 @@ permanent and carries the tool's own last message.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from reconciler.drivers import process
 from reconciler.drivers.openvz.native import Version
+from reconciler.drivers.process import Result, Running
 from reconciler.drivers.text import last_line, lines, words
 from reconciler.errors import ConfigError, PermanentError, TransientError
 
@@ -112,17 +111,6 @@ def parse_uptime(text: str) -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-class Result:
-    argv: tuple[str, ...]
-    rc: int
-    out: str
-    err: str
-
-    def why(self) -> str:
-        return last_line(self.err) or last_line(self.out) or f"exit status {self.rc}"
-
-
 def error_for(result: Result, what: str) -> TransientError | PermanentError:
     """The one mapping of a failed vzctl/vzlist call to our errors, with the tool's message."""
     message = f"{what}: {result.why()} (exit {result.rc})"
@@ -131,26 +119,7 @@ def error_for(result: Result, what: str) -> TransientError | PermanentError:
     return PermanentError(message)
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "LC_ALL": "C"}  # read at each call: PATH may change after import
-
-
-@dataclass(frozen=True)
-class Running:
-    """A started tool, for `prepare_observe`."""
-
-    argv: tuple[str, ...]
-    proc: subprocess.Popen[str]
-
-    def result(self, timeout: float) -> Result:
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise TransientError(f"{' '.join(self.argv)} did not finish in {timeout:.0f} s",
-                                 delay=2.0) from None
-        return Result(self.argv, self.proc.returncode, out, err)
+_MISSING = "{} not found: is vzctl installed?"
 
 
 class Tools:
@@ -162,18 +131,7 @@ class Tools:
         self.timeout = timeout
 
     def run(self, tool: str, args: Sequence[str], *, timeout: float | None = None) -> Result:
-        argv = [tool, *args]
-        assert all(isinstance(a, str) for a in argv)
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                  stdin=subprocess.DEVNULL, timeout=timeout or self.timeout,
-                                  env=_env(), errors="replace")
-        except FileNotFoundError:
-            raise PermanentError(f"{tool} not found: is vzctl installed?") from None
-        except subprocess.TimeoutExpired:
-            raise TransientError(f"{' '.join(argv)} did not finish in "
-                                 f"{timeout or self.timeout:.0f} s", delay=2.0) from None
-        return Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        return process.run([tool, *args], timeout or self.timeout, _MISSING.format(tool))
 
     def vz(self, *args: str, timeout: float | None = None) -> Result:
         return self.run(self.vzctl, args, timeout=timeout)
@@ -196,13 +154,7 @@ class Tools:
     def listing_soon(self, version: Version) -> Running:
         """The listing, started now; `.result()` waits for it."""
         argv = self.listing_argv(version)
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, text=True, env=_env(),
-                                    errors="replace")
-        except FileNotFoundError:
-            raise PermanentError(f"{argv[0]} not found: is vzctl installed?") from None
-        return Running(tuple(argv), proc)
+        return process.spawn(argv, _MISSING.format(argv[0]))
 
     @staticmethod
     def statuses(result: Result, version: Version) -> dict[str, str]:

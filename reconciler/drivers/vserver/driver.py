@@ -71,10 +71,11 @@ from reconciler.drivers.base import (
     StepKind,
 )
 from reconciler.drivers.observed import importable
+from reconciler.drivers.process import Running
 from reconciler.drivers.vserver import mapping
 from reconciler.drivers.vserver.mapping import Context
 from reconciler.drivers.vserver.numbers import strtol
-from reconciler.drivers.vserver.tools import TOOLS, Running, Tools, check_name
+from reconciler.drivers.vserver.tools import TOOLS, Tools, check_name
 from reconciler.drivers.vserver.tree import Tree, apply_edits, snapshot, whole
 from reconciler.errors import ConfigError, DriverError, PermanentError
 from reconciler.fsio import read_regular, write_atomic

@@ -14,10 +14,11 @@ with the error.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.drivers import process
+from reconciler.drivers.process import Result, Running
 from reconciler.drivers.text import lines, words
 from reconciler.errors import DriverError, PermanentError, TransientError
 from reconciler.model.names import NAME_RE
@@ -64,20 +65,10 @@ def message(out: str, err: str) -> str:
 # ---------------------------------------------------------------------------- running
 
 
-@dataclass(frozen=True)
-class Result:
-    argv: tuple[str, ...]
-    rc: int
-    out: str
-    err: str
-
-    def why(self) -> str:
-        return message(self.out, self.err) or f"exit status {self.rc}"
-
-
 def failure(result: Result, what: str) -> DriverError:
     """The error of a failed command: transient for a context still in use, else permanent."""
-    text = f"{what}: {os.path.basename(result.argv[0])} exited {result.rc}: {result.why()}"
+    why = message(result.out, result.err) or f"exit status {result.rc}"
+    text = f"{what}: {os.path.basename(result.argv[0])} exited {result.rc}: {why}"
     if result.rc in RETRY:
         return TransientError(text, delay=2.0)
     return PermanentError(text)
@@ -90,31 +81,6 @@ def check_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Running:
-    """A started tool; `.result()` waits for it."""
-
-    argv: tuple[str, ...]
-    proc: subprocess.Popen[str]
-
-    def result(self, timeout: float) -> Result:
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise _timed_out(self.argv, timeout) from None
-        return Result(self.argv, self.proc.returncode, out, err)
-
-
-def _timed_out(argv: Sequence[str], timeout: float) -> TransientError:
-    return TransientError(f"{' '.join(argv)} did not finish in {timeout:.0f} s", delay=2.0)
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "LC_ALL": "C"}  # read at each call: PATH may change after import
-
-
 class Tools:
     """The util-vserver programs, by option name (`vserver`, `vserver_stat`, ...)."""
 
@@ -125,32 +91,17 @@ class Tools:
         self.build_timeout = build_timeout
 
     def argv(self, tool: str, args: Sequence[str]) -> list[str]:
-        argv = [self.paths[tool], *args]
-        assert all(isinstance(a, str) for a in argv)
-        return argv
+        return [self.paths[tool], *args]
 
     def run(self, tool: str, args: Sequence[str], timeout: float | None = None) -> Result:
-        argv = self.argv(tool, args)
-        limit = timeout or self.timeout
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                  stdin=subprocess.DEVNULL, timeout=limit, env=_env())
-        except FileNotFoundError:
-            raise PermanentError(f"{argv[0]} not found: is util-vserver installed (or the "
-                                 f"driver option {tool} set)?") from None
-        except subprocess.TimeoutExpired:
-            raise _timed_out(argv, limit) from None
-        return Result(tuple(argv), done.returncode, done.stdout, done.stderr)
+        return process.run(self.argv(tool, args), timeout or self.timeout, self._missing(tool))
 
     def spawn(self, tool: str, args: Sequence[str]) -> Running:
-        argv = self.argv(tool, args)
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, text=True, env=_env())
-        except FileNotFoundError:
-            raise PermanentError(f"{argv[0]} not found: is util-vserver installed (or the "
-                                 f"driver option {tool} set)?") from None
-        return Running(tuple(argv), proc)
+        return process.spawn(self.argv(tool, args), self._missing(tool))
+
+    def _missing(self, tool: str) -> str:
+        return (f"{self.paths[tool]} not found: is util-vserver installed (or the driver "
+                f"option {tool} set)?")
 
     def checked(self, tool: str, args: Sequence[str], what: str,
                 timeout: float | None = None) -> Result:

@@ -118,11 +118,11 @@ def test_a_spawned_tool_is_waited_for_later_with_the_same_errors(tmp_path: Path)
     tools = Tools(str(tmp_path))
     with pytest.raises(PermanentError, match="not found"):
         tools.spawn("lxc-no-such-tool", None)
-    # `sleep -P DIR 5` fails at once (no such option): the failure comes with `.result()`
+    # `sleep -P DIR 5` fails at once (no such option): the failure comes with `finish`
     failing = tools.spawn("sleep", None, ["5"])
     with pytest.raises(PermanentError, match="sleep  failed"):
-        failing.result(5)
-    assert failing.result(5, check=False).rc != 0
+        tools.finish(failing)
+    assert tools.finish(failing, check=False).rc != 0
 
 
 def test_a_spawned_tool_that_hangs_is_killed_at_its_timeout(tmp_path: Path,

@@ -12,7 +12,6 @@ from reconciler.drivers.openvz import conffile
 from reconciler.drivers.openvz.mapping import read_spec, set_args, validated
 from reconciler.drivers.openvz.native import LEGACY, O7, Invalid, parse_pair, subst_veid
 from reconciler.drivers.openvz.tools import (
-    Result,
     error_for,
     parse_status_json,
     parse_status_line,
@@ -20,6 +19,7 @@ from reconciler.drivers.openvz.tools import (
     parse_version,
     template_names,
 )
+from reconciler.drivers.process import Result
 from reconciler.errors import ConfigError, PermanentError, TransientError
 from reconciler.rules.openvz import reads_back
 from tests.sims.openvz.syntax import Parsed, parse_line

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from reconciler.drivers.process import Result
 from reconciler.drivers.vserver import mapping, numbers
 from reconciler.drivers.vserver.mapping import Context, edits, read_tree
-from reconciler.drivers.vserver.tools import Result, failure, parse_stat
+from reconciler.drivers.vserver.tools import failure, parse_stat
 from reconciler.drivers.vserver.tree import (
     TOUCH,
     Edit,
