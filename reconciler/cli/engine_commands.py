@@ -124,19 +124,10 @@ def _open(args: argparse.Namespace) -> tuple[Config, Hosts] | int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-
-    opened = _open(args)
-    if isinstance(opened, int):
-        return opened
-    config, hosts = opened
-    try:
-        result = _compute(args, config, hosts)
-    except (DriverError, StateError) as exc:
-        return _error(f"cannot read the host: {exc}")
-    finally:
-        hosts.close()
+    result = _planned(args)
+    if isinstance(result, int):
+        return result
     plan = result.plan
-    _report_inputs(result.specs)
     if args.out:
         try:
             saved.save(plan, args.out)
@@ -147,6 +138,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if _unfulfilled(result.specs, plan):
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _planned(args: argparse.Namespace) -> Pass | int:
+    """`plan`'s and `graph`'s pass: the host opened, planned and closed again, the spec
+    files' problems reported; an exit status when that failed."""
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    config, hosts = opened
+    try:
+        result = _compute(args, config, hosts)
+    except (DriverError, StateError) as exc:
+        return _error(f"cannot read the host: {exc}")
+    finally:
+        hosts.close()
+    _report_inputs(result.specs)
+    return result
 
 
 def _compute(args: argparse.Namespace, config: Config, hosts: Hosts) -> Pass:
@@ -178,18 +186,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
         except PlanError as exc:
             return _error(str(exc))
     else:
-
-        opened = _open(args)
-        if isinstance(opened, int):
-            return opened
-        config, hosts = opened
-        try:
-            result = _compute(args, config, hosts)
-        except (DriverError, StateError) as exc:
-            return _error(f"cannot read the host: {exc}")
-        finally:
-            hosts.close()
-        _report_inputs(result.specs)
+        result = _planned(args)
+        if isinstance(result, int):
+            return result
         sys.stdout.write(graph.mermaid(result.plan) if args.format == "mermaid"
                          else graph.dot(result.plan))
         return EXIT_ERROR if _unfulfilled(result.specs, result.plan) else EXIT_OK
