@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from reconciler.engine import compute_plan, marks, run_pass
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config, build_hosts
@@ -84,3 +86,29 @@ def apply_pass(config: Config, specs: Path) -> tuple[Plan, ApplyReport]:
     finally:
         journal.close()
         hosts.close()
+
+
+class SpecPasses:
+    """What every driver's test world does with its spec directory: write and remove spec
+    files, plan them and apply them (`ok`: every step must succeed). The world has `specs`
+    and `config(**options)`."""
+
+    specs: Path
+
+    def config(self, **options: Any) -> Config:
+        raise NotImplementedError
+
+    def write(self, name: str, spec: dict[str, Any]) -> None:
+        (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+
+    def remove(self, name: str) -> None:
+        (self.specs / f"{name}.yaml").unlink()
+
+    def plan(self, **options: Any) -> Plan:
+        return plan_pass(self.config(**options), self.specs)
+
+    def apply(self, ok: bool = True, **options: Any) -> tuple[Plan, ApplyReport]:
+        plan, report = apply_pass(self.config(**options), self.specs)
+        if ok:
+            assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
+        return plan, report

@@ -17,14 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reconciler.drivers.lxc import LxcDriver
-from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config
-from reconciler.engine.plan import Plan
 from reconciler.engine.policy import Policy
-from tests.conformance.harness import apply_pass, plan_pass
+from tests.conformance.harness import SpecPasses
 
 BOOT_SCRIPT = """#!/bin/sh
 echo boot >> /boots
@@ -67,7 +63,7 @@ def free_net() -> int:
     return random.choice(candidates)
 
 
-class HostWorld:
+class HostWorld(SpecPasses):
     """A spec directory, a state directory and a private lxcpath, driven through the engine."""
 
     def __init__(self, tmp: Path, prefix: str) -> None:
@@ -98,12 +94,6 @@ class HostWorld:
         spec.update(overrides)
         return spec
 
-    def write(self, name: str, spec: dict[str, Any]) -> None:
-        (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-
-    def remove(self, name: str) -> None:
-        (self.specs / f"{name}.yaml").unlink()
-
     def config(self) -> Config:
         # Beyond the default policy: host directories under the test's temp dir are mounted
         # into the containers (the boot script, shared data), and they run without an id map
@@ -115,15 +105,6 @@ class HostWorld:
 
     def driver(self) -> LxcDriver:
         return LxcDriver(state_dir=str(self.state), lxcpath=str(self.lxcpath), **self.options)
-
-    def plan(self) -> Plan:
-        return plan_pass(self.config(), self.specs)
-
-    def apply(self, ok: bool = True) -> tuple[Plan, ApplyReport]:
-        plan, report = apply_pass(self.config(), self.specs)
-        if ok:
-            assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
-        return plan, report
 
     # ------------------------------------------------------------------ the host's own view
     def lxc(self, tool: str, name: str, *args: str, timeout: float = 60

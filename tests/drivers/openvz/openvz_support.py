@@ -9,14 +9,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reconciler.drivers.openvz import OpenvzDriver
-from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config
 from reconciler.engine.plan import ObjectPlan, Plan
 from reconciler.engine.policy import Policy
-from tests.conformance.harness import apply_pass, plan_pass
+from tests.conformance.harness import SpecPasses
 from tests.sims.openvz.config import read_conf
 from tests.sims.openvz.host import OSTEMPLATE, VzHost
 from tests.sims.openvz.values import Ctx
@@ -24,7 +21,7 @@ from tests.sims.openvz.values import Ctx
 OTHER_TEMPLATE = "debian-11-x86_64"
 
 
-class VzWorld:
+class VzWorld(SpecPasses):
     def __init__(self, root: Path, version: str) -> None:
         self.version = version
         self.legacy = version != "7"
@@ -59,21 +56,6 @@ class VzWorld:
             "filesystems": [{"type": "template", "name": OSTEMPLATE, "target": "/"}]}
         spec.update(overrides)
         return spec
-
-    def write(self, name: str, spec: dict[str, Any]) -> None:
-        (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-
-    def remove(self, name: str) -> None:
-        (self.specs / f"{name}.yaml").unlink()
-
-    def plan(self) -> Plan:
-        return plan_pass(self.config(), self.specs)
-
-    def apply(self, ok: bool = True) -> tuple[Plan, ApplyReport]:
-        plan, report = apply_pass(self.config(), self.specs)
-        if ok:
-            assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
-        return plan, report
 
     # ------------------------------------------------------------------ the host
     def ctid(self, name: str) -> str:

@@ -11,21 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reconciler.drivers.vserver import VserverDriver
-from reconciler.engine.apply import ApplyReport
 from reconciler.engine.config import Config
 from reconciler.engine.plan import ObjectPlan, Plan
 from reconciler.engine.policy import Policy
-from tests.conformance.harness import apply_pass, plan_pass
+from tests.conformance.harness import SpecPasses
 from tests.conformance.vserver_harness import driver_options
 from tests.sims.vserver.host import VsHost
 
 ROOT = {"type": "template", "method": "template", "name": "minimal", "target": "/"}
 
 
-class VsWorld:
+class VsWorld(SpecPasses):
     def __init__(self, host: VsHost, tmp: Path) -> None:
         self.host = host
         self.specs = tmp / "specs"
@@ -53,22 +50,7 @@ class VsWorld:
         spec.update(overrides)
         return spec
 
-    def write(self, name: str, spec: dict[str, Any]) -> None:
-        (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-
-    def remove(self, name: str) -> None:
-        (self.specs / f"{name}.yaml").unlink()
-
     # ------------------------------------------------------------------ passes
-    def plan(self) -> Plan:
-        return plan_pass(self.config(), self.specs)
-
-    def apply(self, ok: bool = True) -> tuple[Plan, ApplyReport]:
-        plan, report = apply_pass(self.config(), self.specs)
-        if ok:
-            assert report.ok, {k: v.error for k, v in report.outcomes.items() if v.error}
-        return plan, report
-
     # ------------------------------------------------------------------ the host's view
     def cfg(self, name: str) -> Path:
         return self.host.guest_dir(name)
