@@ -28,12 +28,9 @@ import uuid
 from pathlib import Path
 
 import yaml
-from timing import median_time
+from timing import applied, median_time, noop_plan
 
-from reconciler.engine import compute_plan
-from reconciler.engine.apply import apply_plan
 from reconciler.engine.config import Config, build_hosts
-from reconciler.engine.journal import Journal
 from reconciler.engine.policy import Policy
 from reconciler.log import configure
 from reconciler.specs.loader import load_paths
@@ -105,28 +102,10 @@ class Bench:
             (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(spec))
 
     def apply(self) -> float:
-        t0 = time.perf_counter()
-        hosts = build_hosts(self.config())
-        journal = Journal(self.state)
-        try:
-            plan = compute_plan([str(self.specs)], hosts, self.config().settings).plan
-            report = apply_plan(plan, hosts, journal, parallel=self.parallel)
-        finally:
-            journal.close()
-            hosts.close()
-        took = time.perf_counter() - t0
-        if not report.ok:
-            raise SystemExit(f"apply failed: {report.counts()}")
-        return took
+        return applied(self.config(), self.specs, self.parallel)
 
     def noop_plan(self) -> None:
-        hosts = build_hosts(self.config())
-        try:
-            plan = compute_plan([str(self.specs)], hosts, self.config().settings).plan
-        finally:
-            hosts.close()
-        if plan.steps:
-            raise SystemExit(f"the second plan is not empty: {len(plan.steps)} steps")
+        noop_plan(self.config(), self.specs)
 
     def bare_reads(self, *ls_args: str) -> None:
         run("lxc-ls", "-P", str(self.apply_path), *ls_args)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from timing import median_time
+from timing import applied, median_time, noop_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,12 +40,9 @@ from reconciler.drivers.lxd import LxdDriver
 from reconciler.drivers.lxd.client import Client, Remote
 from reconciler.engine.config import Config, build_hosts
 from reconciler.engine.hosts import Hosts
-from reconciler.engine.journal import Journal
-from reconciler.engine.passes import compute_plan, run_pass
-from reconciler.engine.plan import Settings
+from reconciler.engine.passes import compute_plan
 from reconciler.log import configure
 from reconciler.specs.loader import load_paths
-from tests.conformance.harness import plan_pass
 from tests.lxd import daemons, support
 
 
@@ -80,25 +77,10 @@ class Bench:
             (self.specs / f"{name}.yaml").write_text(yaml.safe_dump(support.spec(name)))
 
     def apply(self) -> float:
-        """Plan and apply the spec directory (what `apply --yes` does), timed."""
-        t0 = time.perf_counter()
-        hosts = build_hosts(self.config())
-        journal = Journal(self.state)
-        try:
-            report = run_pass([str(self.specs)], hosts, Settings(), journal,
-                              parallel=self.parallel).report
-        finally:
-            journal.close()
-            hosts.close()
-        took = time.perf_counter() - t0
-        if report is None or not report.ok:
-            raise SystemExit(f"apply failed: {report.counts() if report else 'nothing ran'}")
-        return took
+        return applied(self.config(), self.specs, self.parallel)
 
     def noop_plan(self, **options: Any) -> None:
-        plan = plan_pass(self.config(**options), self.specs)
-        if plan.steps:
-            raise SystemExit(f"the no-op plan is not empty: {len(plan.steps)} steps")
+        noop_plan(self.config(**options), self.specs)
 
     def agent_pass(self, **options: Any) -> Callable[[], None]:
         """The agent's resync pass: drivers and loaded spec files kept between passes."""

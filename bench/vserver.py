@@ -29,16 +29,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import median_time
+from timing import median_time, noop_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler import drivers
 from reconciler.drivers.base import Driver
 from reconciler.drivers.vserver import VserverDriver
-from reconciler.engine import compute_plan
-from reconciler.engine.config import Config, build_hosts
-from reconciler.engine.plan import Settings
+from reconciler.engine.config import Config
 from reconciler.log import configure
 from reconciler.model import KINDS
 from reconciler.specs.convert import to_yaml
@@ -114,14 +112,8 @@ def main() -> int:
             spec = KINDS["Domain"].model_validate(raw)
             (specs / f"{spec.name}.yaml").write_text(to_yaml([spec]))
 
-        def noop_plan() -> None:
-            hosts = build_hosts(config)
-            try:
-                plan = compute_plan([str(specs)], hosts, Settings()).plan
-            finally:
-                hosts.close()
-            if plan.steps:
-                raise SystemExit(f"the plan is not empty: {len(plan.steps)} steps")
+        def planned() -> None:
+            noop_plan(config, specs)
 
         def observe() -> None:
             VserverDriver(state, **options).observe()
@@ -132,8 +124,8 @@ def main() -> int:
                 driver._observe_one(name)
 
         warm = VserverDriver(state, **options)
-        noop_plan()  # warm: imports, page cache
-        plan = median_time(noop_plan, args.repeat)
+        planned()  # warm: imports, page cache
+        plan = median_time(planned, args.repeat)
         floor = median_time(lambda: bare_reads(host), args.repeat)
         seen = median_time(observe, args.repeat)
         trees = median_time(map_trees, args.repeat)
