@@ -43,6 +43,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.sims.openvz.paths import Sim
+
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 OSTEMPLATE = "centos-7-x86_64"
 
@@ -153,23 +155,28 @@ class VzHost:
         self._layout(vswap)
 
     # ------------------------------------------------------------ paths
+    # the layout is the simulator's own (paths.Sim): one home for where things are
+
+    @property
+    def sim(self) -> Sim:
+        return Sim(self.root, self.version, self.ncpus)
 
     @property
     def etc_vz(self) -> Path:
-        return self.root / "etc" / "vz"
+        return self.sim.etc_vz
 
     @property
     def vz_conf(self) -> Path:
-        return self.etc_vz / "vz.conf"
+        return self.sim.vz_conf
 
     @property
     def conf_dir(self) -> Path:
         """`etc/vz/conf` (a symlink to `etc/sysconfig/vz-scripts` for version 3)."""
-        return self.etc_vz / "conf"
+        return self.sim.conf_dir
 
     @property
     def names_dir(self) -> Path:
-        return self.etc_vz / "names"
+        return self.sim.names_dir
 
     @property
     def template_dir(self) -> Path:
@@ -177,19 +184,19 @@ class VzHost:
 
     @property
     def lockdir(self) -> Path:
-        return self.root / "vz" / "lock"
+        return self.sim.default_lockdir
 
     @property
     def state_file(self) -> Path:
-        return self.root / "proc" / "vz" / "state.json"
+        return self.sim.state_file
 
     @property
     def log_file(self) -> Path:
-        return self.root / "var" / "log" / "vzsim.jsonl"
+        return self.sim.log_file
 
     @property
     def faults_file(self) -> Path:
-        return self.root / "etc" / "vzsim-faults.json"
+        return self.sim.faults_file
 
     def conf(self, ctid: str | int) -> Path:
         return self.conf_dir / f"{ctid}.conf"
