@@ -20,9 +20,28 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .paths import Sim
+from .console import Exit
+from .paths import Sim, sim_from_env
+
+
+def run_tool(tool: str, run: Callable[[Sim, list[str]], int], argv: list[str] | None,
+             env: Mapping[str, str] | None) -> int:
+    """A tool's `main`: the host from the environment, `run`, its exit status logged."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        sim = sim_from_env(env)
+    except Exit as exc:
+        return exc.rc
+    try:
+        rc = run(sim, args)
+    except Exit as exc:
+        rc = exc.rc
+    log_call(sim, tool, args, rc)
+    return rc
 
 
 def log_call(sim: Sim, tool: str, argv: list[str], rc: int) -> None:

@@ -18,16 +18,15 @@ Choices where the reference is silent:
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 
 from . import create, lifecycle, setcmd, setopts
-from .calllog import log_call, take_fault
+from .calllog import run_tool, take_fault
 from .console import Exit, err, fail, out, write
 from .ct import Ct
 from .names import resolve_name
 from .options import BadOption, Opt, getopt
-from .paths import Sim, sim_from_env
+from .paths import Sim
 from .state import LockBusy, ct_lock
 
 VEID_MAX = 2147483644
@@ -57,17 +56,7 @@ Commands (simulated):
 
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        sim = sim_from_env(env)
-    except Exit as exc:
-        return exc.rc
-    try:
-        rc = _run(sim, args)
-    except Exit as exc:
-        rc = exc.rc
-    log_call(sim, "vzctl", args, rc)
-    return rc
+    return run_tool("vzctl", _run, argv, env)
 
 
 def _run(sim: Sim, args: list[str]) -> int:

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import values
-from .calllog import log_call, take_fault
+from .calllog import run_tool, take_fault
 from .config import Conf, read_conf, subst_veid
-from .console import Exit, err, fail, write
+from .console import err, fail, write
 from .keys import VZLIST_UBCS
 from .listfields import (
     LEGACY_DEFAULT,
@@ -42,7 +42,7 @@ from .listfields import (
 )
 from .names import resolve_name
 from .options import BadOption, Opt, getopt
-from .paths import Sim, sim_from_env
+from .paths import Sim
 from .state import KernelState
 from .units import LONG_MAX
 
@@ -88,17 +88,7 @@ class Query:
 
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        sim = sim_from_env(env)
-    except Exit as exc:
-        return exc.rc
-    try:
-        rc = _run(sim, args)
-    except Exit as exc:
-        rc = exc.rc
-    log_call(sim, "vzlist", args, rc)
-    return rc
+    return run_tool("vzlist", _run, argv, env)
 
 
 def _table(sim: Sim) -> list[Field]:
