@@ -84,12 +84,15 @@ def reads_back(value: str, legacy: bool) -> bool:
     word outside quotes (the value's own quotes count), then one quote at each end."""
     if "\\" in value:
         return False
-    if legacy:
-        return True
-    text = f'K="{value}"'
+    return legacy or comment_at(f'K="{value}"') is None
+
+
+def comment_at(text: str) -> int | None:
+    """OpenVZ 7's comment rule (bash's): where a `#` that starts a word outside quotes
+    begins a comment, or None."""
     single = double = False
     gap = True
-    for ch in text:
+    for i, ch in enumerate(text):
         if (single and ch != "'") or (double and ch != '"'):
             continue
         if ch == "'":
@@ -97,10 +100,10 @@ def reads_back(value: str, legacy: bool) -> bool:
         elif ch == '"':
             double, gap = not double, False
         elif ch == "#" and gap:
-            return False
+            return i
         else:
-            gap = ch in " \t\n\v\f\r"
-    return True
+            gap = ch in " \t\n\v\f\r"  # C isspace() in the C locale
+    return None
 
 
 def venet_nic(nic: dict[str, Any]) -> bool:

@@ -34,6 +34,7 @@ from reconciler.drivers.openvz.native import (
     parse_value,
 )
 from reconciler.drivers.text import lines
+from reconciler.rules.openvz import comment_at
 
 _BLANKS = " \t\n\v\f\r"  # C isspace() in the C locale
 MAX_BYTES = 1 << 20
@@ -90,22 +91,8 @@ def unescape(line: str) -> str:
 
 def _uncomment(text: str) -> str:
     """O7: cut at a `#` that starts a word outside quotes (the bash rule)."""
-    if "#" not in text:
-        return text
-    single = double = False
-    gap = True
-    for i, ch in enumerate(text):
-        if (single and ch != "'") or (double and ch != '"'):
-            continue
-        if ch == "'":
-            single, gap = not single, False
-        elif ch == '"':
-            double, gap = not double, False
-        elif ch == "#" and gap:
-            return text[:i]
-        else:
-            gap = ch in _BLANKS
-    return text
+    at = comment_at(text) if "#" in text else None
+    return text if at is None else text[:at]
 
 
 def parse_line(raw: str, number: int, legacy: bool) -> Line | None:
