@@ -11,7 +11,7 @@ apt-get install -y -qq --no-install-recommends \
     lxc busybox-static libvirt-daemon libvirt-daemon-driver-lxc libvirt-daemon-driver-qemu \
     libvirt-clients libvirt-dev pkg-config gcc python3-venv python3-dev iproute2 git \
     iptables dnsmasq-base util-linux \
-    prometheus zsh groff-base man-db graphviz \
+    prometheus zsh groff-base man-db graphviz systemd \
     >/dev/null
 # LXD from Debian for the lxd driver's tests (they start their own daemons; the system's
 # service is left off)
