@@ -123,8 +123,11 @@ def test_a_commit_linking_outside_is_refused_and_the_next_good_one_applies(tmp_p
     assert code == 503 and any(r.startswith("git: ") for r in body["reasons"])
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         assert "reconciler_git_up 0.0" in resp.read().decode()
-    status = json.loads((state / "agent-status.json").read_text())
-    assert "links outside" in status["git"]["refused"]
+    def refused_in_status() -> str:  # the status file is rewritten after the event
+        return json.loads((state / "agent-status.json").read_text())["git"]["refused"] or ""
+
+    wait_for(refused_in_status, timeout=10, what="the refusal in agent-status.json")
+    assert "links outside" in refused_in_status()
 
     (work / "hosts" / "passwd.yaml").unlink()
     write_atomic(work / "hosts" / "b.yaml", spec_text("b"))
